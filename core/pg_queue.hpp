@@ -1,0 +1,42 @@
+// The PostgreSQL implementation of job_queue: one connection, opened
+// lazily and reopened after a failure, with every hot statement prepared.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/pg_settings.hpp"
+#include "core/queue.hpp"
+
+namespace imagen {
+
+class pg_connection;
+
+/// Not thread-safe: one owner (an actor) per instance.
+class pg_queue final : public job_queue {
+ public:
+  pg_queue(pg_settings settings, std::string worker_id, retry_policy retry,
+           int default_max_attempts);
+  ~pg_queue() override;
+
+  pg_queue(const pg_queue&) = delete;
+  pg_queue& operator=(const pg_queue&) = delete;
+
+  std::vector<job> claim_batch(int limit) override;
+  std::vector<write_result> write_outcomes(
+      const std::vector<outcome>& outcomes) override;
+  std::vector<job_ref> heartbeat(const std::vector<job_ref>& jobs) override;
+  int rescue_expired(std::chrono::milliseconds lease) override;
+  int release(const std::vector<job_ref>& jobs) override;
+
+  const std::string& worker_id() const { return worker_id_; }
+
+ private:
+  std::unique_ptr<pg_connection> connection_;
+  std::string worker_id_;
+  retry_policy retry_;
+  int default_max_attempts_;
+};
+
+}  // namespace imagen

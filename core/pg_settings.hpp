@@ -1,0 +1,22 @@
+// How to reach PostgreSQL: the URL, the deadline every call gets and the
+// name the connection shows in pg_stat_activity.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace imagen {
+
+struct pg_settings {
+  /// A URL or key=value conninfo; empty means libpq's defaults (PGHOST...).
+  std::string url;
+  /// Upper bound of every call, connecting included.
+  std::chrono::milliseconds deadline{10000};
+  std::string application_name = "imagen-worker";
+};
+
+/// Returns `url` with any password replaced by `***`; understands both the
+/// URL form (user:secret@host, ?password=secret) and key=value conninfo.
+std::string redact_url(const std::string& url);
+
+}  // namespace imagen
