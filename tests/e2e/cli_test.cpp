@@ -1,0 +1,96 @@
+// The administrative commands: migrate, enqueue and status.
+#include <regex>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/worker_env.hpp"
+
+namespace imagen::test {
+namespace {
+
+using std::chrono::seconds;
+
+const std::regex uuid_line(
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    "[0-9a-f]{4}-[0-9a-f]{12}");
+
+TEST(Cli, MigrateTwiceSucceedsAndTheSecondChangesNothing) {
+  worker_env env(scratch_database::schema::empty);
+  env_changes db{{"IMAGEN_DATABASE_URL", env.url()}};
+
+  auto first = run_worker({"migrate"}, db);
+  ASSERT_EQ(first.status, 0) << first.all;
+  auto versions =
+      scalar(env.url(), "SELECT count(*) FROM imagen.schema_migrations");
+  auto second = run_worker({"migrate"}, db);
+
+  ASSERT_EQ(second.status, 0) << second.all;
+  EXPECT_EQ(scalar(env.url(), "SELECT count(*) FROM imagen.schema_migrations"),
+            versions);
+  EXPECT_NE(versions, "0");
+  // The schema works for the web application's insert.
+  EXPECT_FALSE(env.insert_job("after migrate").empty());
+}
+
+TEST(Cli, MigrateTakesTheUrlFromTheFlag) {
+  worker_env env(scratch_database::schema::empty);
+
+  auto result = run_worker({"migrate", "--database-url", env.url()}, {});
+
+  ASSERT_EQ(result.status, 0) << result.all;
+  EXPECT_EQ(scalar(env.url(), "SELECT to_regclass('imagen.jobs') IS NOT NULL"),
+            "t");
+}
+
+TEST(Cli, EnqueueCountFiveCreatesFiveRowsAndPrintsTheirIds) {
+  worker_env env;
+
+  auto result =
+      run_worker({"enqueue", "--prompt", "five foxes", "--count", "5",
+                  "--width", "64", "--height", "32", "--owner", "cli-test"},
+                 env.env());
+
+  ASSERT_EQ(result.status, 0) << result.all;
+  auto printed = lines_of(result.out);
+  ASSERT_EQ(printed.size(), 5u) << result.out;
+  std::set<std::string> ids;
+  for (const auto& line : printed) {
+    EXPECT_TRUE(std::regex_match(line, uuid_line)) << line;
+    ids.insert(line);
+  }
+  EXPECT_EQ(ids.size(), 5u);
+  auto rows = query(env.url(),
+                    "SELECT id, status, prompt, width, height, owner_user_id "
+                    "FROM imagen.jobs");
+  ASSERT_EQ(rows.size(), 5u);
+  for (const auto& r : rows) {
+    EXPECT_EQ(ids.count(r[0].value_or("")), 1u) << r[0].value_or("");
+    EXPECT_EQ(r[1], "pending");
+    EXPECT_EQ(r[2], "five foxes");
+    EXPECT_EQ(r[3], "64");
+    EXPECT_EQ(r[4], "32");
+    EXPECT_EQ(r[5], "cli-test");
+  }
+}
+
+TEST(Cli, StatusPrintsTheCountOfEachStatus) {
+  worker_env env;
+  env.insert_jobs(3);
+  exec(env.url(),
+       "INSERT INTO imagen.jobs (owner_user_id, prompt, status, error) "
+       "SELECT 'u', 'p', 'failed', 'e' FROM generate_series(1, 7)");
+
+  auto result = run_worker({"status"}, env.env());
+
+  ASSERT_EQ(result.status, 0) << result.all;
+  // Each status with its count on one line, in any layout.
+  EXPECT_TRUE(std::regex_search(result.out, std::regex("pending\\D*\\b3\\b")))
+      << result.out;
+  EXPECT_TRUE(std::regex_search(result.out, std::regex("failed\\D*\\b7\\b")))
+      << result.out;
+}
+
+}  // namespace
+}  // namespace imagen::test

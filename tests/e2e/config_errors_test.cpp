@@ -1,0 +1,177 @@
+// Bad usage and bad configuration exit 2 with a message that names the key
+// and the value; runtime failures exit 1; a password is never printed.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/worker_env.hpp"
+
+namespace imagen::test {
+namespace {
+
+using std::chrono::seconds;
+
+bool mentions(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+/// A loopback port nobody listens on: bound to learn a free number, then
+/// closed again.
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  int port = ntohs(address.sin_port);
+  ::close(fd);
+  return port;
+}
+
+class ConfigErrors : public ::testing::Test {
+ protected:
+  /// Runs `run` with a configuration file holding `toml`.
+  finished run_with_config(const std::string& toml) {
+    auto path = env_.write_config("worker.toml", toml);
+    return run_worker({"run", "--exit-when-idle", "--config", path},
+                      env_.env());
+  }
+
+  worker_env env_;
+};
+
+TEST_F(ConfigErrors, UnknownTomlKeyExits2NamingTheKey) {
+  auto result = run_with_config("[worker]\nlease = \"30s\"\nleese = \"5s\"\n");
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "leese")) << result.all;
+  EXPECT_EQ(env_.count("running"), 0);
+}
+
+TEST_F(ConfigErrors, UnknownKeyInABackendTableExits2) {
+  auto result = run_with_config(
+      "[backends.fake]\nkind = \"command\"\n"
+      "argv = [\"/bin/true\", \"{output}\"]\ncolour = \"red\"\n");
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "colour")) << result.all;
+}
+
+TEST_F(ConfigErrors, BadDurationExits2NamingKeyAndValue) {
+  auto result = run_with_config("[worker]\nlease = \"soon\"\n");
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "lease")) << result.all;
+  EXPECT_TRUE(mentions(result.all, "soon")) << result.all;
+}
+
+TEST_F(ConfigErrors, BadDurationInTheEnvironmentExits2) {
+  auto result = run_worker({"run", "--exit-when-idle"},
+                           env_.env({{"IMAGEN_WORKER_LEASE", "12 parsecs"}}));
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "IMAGEN_WORKER_LEASE")) << result.all;
+  EXPECT_TRUE(mentions(result.all, "12 parsecs")) << result.all;
+}
+
+TEST_F(ConfigErrors, UnknownImagenEnvironmentVariableExits2) {
+  auto result = run_worker({"run", "--exit-when-idle"},
+                           env_.env({{"IMAGEN_WORKER_POLL_INTERVALL", "5s"}}));
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "IMAGEN_WORKER_POLL_INTERVALL"))
+      << result.all;
+}
+
+TEST_F(ConfigErrors, PoolSizeZeroExits2) {
+  auto result =
+      run_worker({"run", "--exit-when-idle", "--pool-size", "0"}, env_.env());
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "pool")) << result.all;
+  EXPECT_TRUE(mentions(result.all, "0")) << result.all;
+}
+
+TEST_F(ConfigErrors, UnknownFlagExits2NamingIt) {
+  auto result = run_worker({"run", "--frobnicate"}, env_.env());
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "frobnicate")) << result.all;
+}
+
+TEST_F(ConfigErrors, UnknownSubcommandExits2) {
+  auto result = run_worker({"fly"}, env_.env());
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "fly")) << result.all;
+}
+
+TEST_F(ConfigErrors, MissingConfigFileExits2NamingIt) {
+  auto missing = (env_.dir() / "absent.toml").string();
+  auto result =
+      run_worker({"run", "--exit-when-idle", "--config", missing}, env_.env());
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "absent.toml")) << result.all;
+}
+
+TEST(Cli, HelpAndVersionExit0) {
+  auto help = run_worker({"--help"}, {});
+  auto version = run_worker({"--version"}, {});
+
+  EXPECT_EQ(help.status, 0) << help.all;
+  for (const char* command : {"run", "migrate", "enqueue", "status"})
+    EXPECT_TRUE(mentions(help.all, command)) << help.all;
+  EXPECT_EQ(version.status, 0) << version.all;
+  EXPECT_TRUE(mentions(version.all, "0.1.0")) << version.all;
+}
+
+TEST(Cli, RunAgainstAnUnmigratedDatabaseExits1AskingForMigrate) {
+  worker_env env(scratch_database::schema::empty);
+
+  auto result = run_worker({"run", "--exit-when-idle"}, env.env());
+
+  EXPECT_EQ(result.status, 1) << result.all;
+  EXPECT_TRUE(mentions(result.all, "migrate")) << result.all;
+  // Nothing was created behind the operator's back.
+  EXPECT_EQ(scalar(env.url(), "SELECT to_regclass('imagen.jobs') IS NULL"),
+            "t");
+}
+
+TEST(Cli, UnreachableDatabaseExits1AndNeverPrintsThePassword) {
+  const std::string password = "Sup3r-S3cret-pw";
+  auto url = "postgresql://imagen:" + password +
+             "@127.0.0.1:" + std::to_string(closed_port()) + "/imagen";
+  temp_dir out;
+
+  for (auto args :
+       std::vector<std::vector<std::string>>{{"migrate"},
+                                             {"status"},
+                                             {"enqueue", "--prompt", "x"},
+                                             {"run", "--exit-when-idle"}}) {
+    SCOPED_TRACE(args.front());
+    auto via_env = run_worker(args,
+                              {{"IMAGEN_DATABASE_URL", url},
+                               {"IMAGEN_OUTPUT_DIR", out.path().string()}},
+                              seconds(60));
+    args.push_back("--database-url");
+    args.push_back(url);
+    auto via_flag = run_worker(
+        args, {{"IMAGEN_OUTPUT_DIR", out.path().string()}}, seconds(60));
+
+    EXPECT_EQ(via_env.status, 1) << via_env.all;
+    EXPECT_EQ(via_flag.status, 1) << via_flag.all;
+    EXPECT_FALSE(mentions(via_env.all, password)) << via_env.all;
+    EXPECT_FALSE(mentions(via_flag.all, password)) << via_flag.all;
+  }
+}
+
+}  // namespace
+}  // namespace imagen::test
