@@ -50,10 +50,12 @@ class config_error : public std::runtime_error {
 /// One `[backends.<name>]` table.
 struct backend_config {
   std::string name;
-  std::string kind;  // "procedural" or "command"
+  std::string kind;  // "procedural", "command" or "null"
   std::vector<std::string> argv;
   std::optional<milliseconds> timeout;  // overrides worker.job_timeout
   std::map<std::string, std::string> env;
+  /// `null` only: how long each job pretends to take (benchmarks).
+  milliseconds delay{0};
 };
 
 struct config {
@@ -92,5 +94,8 @@ struct config {
 
 /// Parses "250ms", "5s", "5m", "1h"; throws config_error naming `key`.
 milliseconds parse_duration(const std::string& key, const std::string& text);
+
+/// Writes a duration the way parse_duration reads it: "250ms", "5s", "5m".
+std::string format_duration(milliseconds d);
 
 }  // namespace imagen
