@@ -55,14 +55,17 @@ class pg_rows {
 /// the next call reconnects), permanent for an error of the statement.
 class pg_connection {
  public:
+  using clock = std::chrono::steady_clock;
+
   explicit pg_connection(pg_settings settings);
   ~pg_connection();
   pg_connection(const pg_connection&) = delete;
   pg_connection& operator=(const pg_connection&) = delete;
 
   /// Connects when not connected, within `deadline`.
-  void connect(std::chrono::milliseconds deadline);
-  void connect() { connect(settings_.deadline); }
+  void connect(std::chrono::milliseconds deadline) {
+    connect_until(clock::now() + deadline);
+  }
   bool connected() const { return conn_ != nullptr; }
   /// Drops the connection; the next call reconnects.
   void disconnect();
@@ -76,11 +79,13 @@ class pg_connection {
     return execute(statement, params.begin(), static_cast<int>(params.size()));
   }
 
-  /// Runs one statement without preparing it.
-  pg_rows query(const char* sql, std::initializer_list<const char*> params);
+  /// Runs a statement without preparing it (rare statements).
+  pg_rows query(const prepared_statement& statement,
+                std::initializer_list<const char*> params);
 
-  /// Runs several statements without parameters (BEGIN, migrations).
-  void run_script(const char* sql);
+  /// Runs several statements without parameters (BEGIN, migrations);
+  /// `name` says which in errors.
+  void run_script(const char* name, const char* sql);
 
   /// The socket to poll for notifications; -1 when not connected.
   int socket() const;
@@ -89,8 +94,7 @@ class pg_connection {
   const pg_settings& settings() const { return settings_; }
 
  private:
-  using clock = std::chrono::steady_clock;
-
+  void connect_until(clock::time_point deadline);
   void ensure_prepared(const prepared_statement& statement,
                        clock::time_point deadline);
   void send_failed(const char* what);

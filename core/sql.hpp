@@ -1,6 +1,204 @@
-// Every SQL statement of the worker, in one place, by name.
+// Every SQL statement of the worker, in one place, by name. Arrays travel
+// as text literals ('{a,b}') and are unnested on the server, so a batch is
+// one statement whatever its size. Time is always the database's now().
 #pragma once
 
 #include "core/pg_connection.hpp"
 
-namespace imagen::sql {}  // namespace imagen::sql
+namespace imagen::sql {
+
+/// The channel every wake-up is sent on; the statements below and the
+/// trigger of migration 1 spell it out.
+inline constexpr const char* channel = "imagen_jobs";
+
+/// $1 limit, $2 worker id, $3 default max_attempts. Returns the job
+/// columns (NULL as '' or 0) in claim order.
+inline constexpr prepared_statement claim_batch{"imagen_claim_batch", R"(
+WITH next AS (
+  SELECT id FROM imagen.jobs
+   WHERE status = 'pending' AND run_after <= now()
+   ORDER BY priority DESC, created_at, id
+   LIMIT $1
+     FOR UPDATE SKIP LOCKED),
+claimed AS (
+  UPDATE imagen.jobs AS j
+     SET status = 'running', attempt = j.attempt + 1, claimed_by = $2,
+         claimed_at = now(), heartbeat_at = now()
+    FROM next
+   WHERE j.id = next.id
+  RETURNING j.*)
+SELECT id, owner_user_id, prompt, coalesce(backend, ''),
+       coalesce(model, ''), coalesce(style, ''), coalesce(width, 0),
+       coalesce(height, 0), coalesce(steps, 0), coalesce(seed, 0), attempt,
+       coalesce(max_attempts, $3::int)
+  FROM claimed
+ ORDER BY priority DESC, created_at, id)"};
+
+/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Locks, in id order, the
+/// rows that are still ours and returns their 1-based positions in $2.
+inline constexpr prepared_statement lock_fenced{"imagen_lock_fenced", R"(
+SELECT o.n
+  FROM imagen.jobs AS j
+  JOIN unnest($2::uuid[], $3::int[]) WITH ORDINALITY AS o(id, attempt, n)
+    ON j.id = o.id AND j.attempt = o.attempt
+ WHERE j.status = 'running' AND j.claimed_by = $1
+ ORDER BY j.id
+   FOR UPDATE OF j)"};
+
+/// $1 uuid[] job ids, $2 text[] uri, $3 text[] sha256, $4 bigint[] bytes,
+/// $5 int[] width, $6 int[] height, $7 text[] mime. Rows already fenced by
+/// lock_fenced in the same transaction. Registers each image (idempotent on
+/// job_id) and marks its job done.
+inline constexpr prepared_statement write_success{"imagen_write_success", R"(
+WITH o AS (
+  SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::int[],
+                $6::int[], $7::text[])
+      AS o(job_id, uri, sha256, bytes, width, height, mime)),
+image AS (
+  INSERT INTO imagen.images AS i
+         (job_id, owner_user_id, uri, sha256, bytes, width, height, mime)
+  SELECT o.job_id, j.owner_user_id, o.uri, o.sha256, o.bytes, o.width,
+         o.height, nullif(o.mime, '')
+    FROM o JOIN imagen.jobs AS j ON j.id = o.job_id
+      ON CONFLICT (job_id) DO UPDATE
+     SET uri = excluded.uri, sha256 = excluded.sha256,
+         bytes = excluded.bytes, width = excluded.width,
+         height = excluded.height, mime = excluded.mime, created_at = now()
+  RETURNING i.id, i.job_id)
+UPDATE imagen.jobs AS j
+   SET status = 'done', image_id = image.id, completed_at = now(),
+       error = NULL, heartbeat_at = NULL
+  FROM image
+ WHERE j.id = image.job_id)"};
+
+/// $1 uuid[] job ids, $2 text[] messages, $3 bool[] retryable, $4 default
+/// max_attempts, $5 retry base ms, $6 retry cap ms. Rows already fenced.
+/// A retryable failure with attempts left goes back to pending after
+/// min(cap, base * 2^(attempt-1)) * jitter in [0.75, 1.25]; anything else
+/// fails. Either way the attempt is appended to `errors`.
+inline constexpr prepared_statement write_failures{"imagen_write_failures",
+                                                   R"(
+WITH o AS (
+  SELECT o.id, o.message,
+         o.retryable AND j.attempt < coalesce(j.max_attempts, $4::int)
+           AS retry
+    FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS o(id, message, retryable)
+    JOIN imagen.jobs AS j ON j.id = o.id)
+UPDATE imagen.jobs AS j
+   SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
+       run_after = CASE WHEN o.retry
+         THEN now() + make_interval(secs =>
+                least($6::float8,
+                      $5::float8 * power(2::float8,
+                                         least(greatest(j.attempt - 1, 0), 60)))
+                * (0.75 + random() * 0.5) / 1000)
+         ELSE j.run_after END,
+       completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,
+       claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,
+       heartbeat_at = NULL,
+       error = o.message,
+       errors = j.errors || jsonb_build_array(jsonb_build_object(
+         'attempt', j.attempt, 'at', now(), 'message', o.message))
+  FROM o
+ WHERE j.id = o.id)"};
+
+/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Fenced. Gives the claims
+/// back without counting the attempt and wakes the workers; returns one row
+/// per released job.
+inline constexpr prepared_statement release{"imagen_release", R"(
+WITH released AS (
+  UPDATE imagen.jobs AS j
+     SET status = 'pending', attempt = j.attempt - 1, claimed_by = NULL,
+         claimed_at = NULL, heartbeat_at = NULL, run_after = now()
+    FROM unnest($2::uuid[], $3::int[]) AS o(id, attempt)
+   WHERE j.id = o.id AND j.attempt = o.attempt AND j.status = 'running'
+     AND j.claimed_by = $1
+  RETURNING j.id)
+SELECT released.id, pg_notify('imagen_jobs', '') FROM released)"};
+
+/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Renews the leases that
+/// are still ours; returns the 1-based positions in $2 of those that are
+/// not.
+inline constexpr prepared_statement heartbeat{"imagen_heartbeat", R"(
+WITH o AS (
+  SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
+      AS o(id, attempt, n)),
+renewed AS (
+  UPDATE imagen.jobs AS j
+     SET heartbeat_at = now()
+    FROM o
+   WHERE j.id = o.id AND j.attempt = o.attempt AND j.status = 'running'
+     AND j.claimed_by = $1
+  RETURNING o.n)
+SELECT o.n FROM o WHERE o.n NOT IN (SELECT n FROM renewed))"};
+
+/// $1 lease ms, $2 default max_attempts, $3 most rows per call. Moves
+/// running rows whose heartbeat is older than the lease back to pending
+/// (or to failed when their attempts are used up), skipping rows another
+/// transaction holds. Wakes the workers when a row became pending. Returns
+/// (moved, woke).
+inline constexpr prepared_statement rescue_expired{"imagen_rescue_expired",
+                                                   R"(
+WITH expired AS (
+  SELECT id, attempt < coalesce(max_attempts, $2::int) AS retry,
+         CASE WHEN attempt < coalesce(max_attempts, $2::int)
+           THEN 'lease expired: worker ' || coalesce(claimed_by, 'unknown')
+                || ' stopped renewing'
+           ELSE 'abandoned after ' || attempt || ' attempts: worker '
+                || coalesce(claimed_by, 'unknown') || ' stopped renewing'
+         END AS message
+    FROM imagen.jobs
+   WHERE status = 'running'
+     AND heartbeat_at < now() - make_interval(secs => $1::float8 / 1000)
+   ORDER BY heartbeat_at
+   LIMIT $3
+     FOR UPDATE SKIP LOCKED),
+moved AS (
+  UPDATE imagen.jobs AS j
+     SET status = CASE WHEN e.retry THEN 'pending' ELSE 'failed' END,
+         run_after = CASE WHEN e.retry THEN now() ELSE j.run_after END,
+         completed_at = CASE WHEN e.retry THEN NULL ELSE now() END,
+         claimed_by = CASE WHEN e.retry THEN NULL ELSE j.claimed_by END,
+         heartbeat_at = NULL,
+         error = e.message,
+         errors = j.errors || jsonb_build_array(jsonb_build_object(
+           'attempt', j.attempt, 'at', now(), 'message', e.message))
+    FROM expired AS e
+   WHERE j.id = e.id
+  RETURNING j.status),
+woke AS (
+  SELECT pg_notify('imagen_jobs', '') FROM moved
+   WHERE status = 'pending' LIMIT 1)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM woke))"};
+
+/// $1 owner, $2 prompt, $3 backend, $4 model, $5 style, $6 width,
+/// $7 height, $8 steps, $9 seed or NULL, $10 count, $11 priority. One
+/// statement for every row; returns the ids in row order.
+inline constexpr prepared_statement enqueue{"imagen_enqueue", R"(
+INSERT INTO imagen.jobs
+       (owner_user_id, prompt, backend, model, style, width, height, steps,
+        seed, priority)
+SELECT $1, $2, nullif($3, ''), nullif($4, ''), nullif($5, ''),
+       nullif($6::int, 0), nullif($7::int, 0), nullif($8::int, 0),
+       coalesce($9::bigint + n - 1, floor(random() * 2147483647)::bigint),
+       $11::int
+  FROM generate_series(1, $10::int) AS n
+ ORDER BY n
+RETURNING id)"};
+
+/// Rows per status and the age in seconds of the oldest row of each.
+inline constexpr prepared_statement queue_status{"imagen_queue_status", R"(
+SELECT status, count(*),
+       extract(epoch FROM now() - min(created_at))::float8
+  FROM imagen.jobs
+ GROUP BY status)"};
+
+/// Subscribes the connection to `channel`.
+inline constexpr prepared_statement listen{"imagen_listen",
+                                           "LISTEN imagen_jobs"};
+
+/// A round trip that proves the connection is alive.
+inline constexpr prepared_statement ping{"imagen_ping", "SELECT 1"};
+
+}  // namespace imagen::sql

@@ -1,0 +1,296 @@
+#include "core/pg_queue.hpp"
+
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+
+#include "core/log.hpp"
+#include "core/pg_connection.hpp"
+#include "core/sql.hpp"
+
+namespace imagen {
+
+namespace {
+
+/// Rows the rescue moves per call; the next tick takes the rest, so one
+/// call never holds thousands of row locks.
+constexpr int rescue_batch = 1000;
+
+constexpr const char* no_image = "pipeline produced no image";
+
+/// Builds a PostgreSQL array literal ('{"a","b"}') for one parameter.
+class array_literal {
+ public:
+  void add_text(std::string_view value) {
+    separate();
+    text_ += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') {
+        text_ += '\\';
+      }
+      text_ += c;
+    }
+    text_ += '"';
+  }
+
+  void add_number(std::int64_t value) {
+    separate();
+    text_ += std::to_string(value);
+  }
+
+  void add_bool(bool value) {
+    separate();
+    text_ += value ? 't' : 'f';
+  }
+
+  const char* c_str() {
+    if (text_.back() != '}') {
+      text_ += '}';
+    }
+    return text_.c_str();
+  }
+
+ private:
+  void separate() {
+    if (text_.size() > 1) {
+      text_ += ',';
+    }
+  }
+
+  std::string text_ = "{";
+};
+
+/// Ids and attempts of claims, the shape of every fenced statement.
+struct ref_arrays {
+  array_literal ids;
+  array_literal attempts;
+
+  void add(const job_ref& ref) {
+    ids.add_text(ref.id);
+    attempts.add_number(ref.attempt);
+  }
+};
+
+/// BEGIN now; ROLLBACK on destruction unless committed. A rollback that
+/// fails drops the connection, which rolls back as well.
+class transaction {
+ public:
+  explicit transaction(pg_connection& connection) : connection_(connection) {
+    connection_.run_script("begin", "BEGIN");
+  }
+
+  ~transaction() {
+    if (committed_ || !connection_.connected()) {
+      return;
+    }
+    try {
+      connection_.run_script("rollback", "ROLLBACK");
+    } catch (const queue_error&) {
+      connection_.disconnect();
+    }
+  }
+
+  transaction(const transaction&) = delete;
+  transaction& operator=(const transaction&) = delete;
+
+  void commit() {
+    connection_.run_script("commit", "COMMIT");
+    committed_ = true;
+  }
+
+ private:
+  pg_connection& connection_;
+  bool committed_ = false;
+};
+
+std::string failure_message(const outcome& o) {
+  if (o.failure == failure_kind::none) {
+    return no_image;
+  }
+  if (!o.error.empty()) {
+    return o.error;
+  }
+  return std::string(to_string(o.failure)) + " failure without a message";
+}
+
+}  // namespace
+
+pg_queue::pg_queue(pg_settings settings, std::string worker_id,
+                   retry_policy retry, int default_max_attempts)
+    : connection_(std::make_unique<pg_connection>(std::move(settings))),
+      worker_id_(std::move(worker_id)),
+      retry_(retry),
+      default_max_attempts_(default_max_attempts) {}
+
+pg_queue::~pg_queue() = default;
+
+std::vector<job> pg_queue::claim_batch(int limit) {
+  if (limit <= 0) {
+    return {};
+  }
+  auto limit_text = std::to_string(limit);
+  auto max_attempts = std::to_string(default_max_attempts_);
+  auto rows = connection_->execute(
+      sql::claim_batch,
+      {limit_text.c_str(), worker_id_.c_str(), max_attempts.c_str()});
+
+  std::vector<job> jobs(static_cast<std::size_t>(rows.size()));
+  for (int r = 0; r < rows.size(); ++r) {
+    auto& j = jobs[static_cast<std::size_t>(r)];
+    j.id = rows.text(r, 0);
+    j.owner_user_id = rows.text(r, 1);
+    j.prompt = rows.text(r, 2);
+    j.backend = rows.text(r, 3);
+    j.model = rows.text(r, 4);
+    j.style = rows.text(r, 5);
+    j.width = rows.int32(r, 6);
+    j.height = rows.int32(r, 7);
+    j.steps = rows.int32(r, 8);
+    j.seed = rows.int64(r, 9);
+    j.attempt = rows.int32(r, 10);
+    j.max_attempts = rows.int32(r, 11);
+  }
+  return jobs;
+}
+
+std::vector<write_result> pg_queue::write_outcomes(
+    const std::vector<outcome>& outcomes) {
+  std::vector<write_result> results(outcomes.size(), write_result::lost_lease);
+  if (outcomes.empty()) {
+    return results;
+  }
+
+  // A job twice in one batch can only be ours once: the first outcome is
+  // written, the later ones count as lost.
+  ref_arrays fence;
+  std::unordered_set<std::string_view> seen;
+  for (const auto& o : outcomes) {
+    bool first = seen.insert(o.job.id).second;
+    fence.add(job_ref{o.job.id, first ? o.job.attempt : -1});
+  }
+
+  transaction tx(*connection_);
+  auto ours = connection_->execute(
+      sql::lock_fenced,
+      {worker_id_.c_str(), fence.ids.c_str(), fence.attempts.c_str()});
+  std::vector<bool> fenced(outcomes.size(), false);
+  for (int r = 0; r < ours.size(); ++r) {
+    fenced[static_cast<std::size_t>(ours.int64(r, 0) - 1)] = true;
+  }
+
+  array_literal done_ids, uris, digests, sizes, widths, heights, mimes;
+  array_literal failed_ids, messages, retryable;
+  ref_arrays released;
+  int done_count = 0, failed_count = 0, released_count = 0;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!fenced[i]) {
+      continue;
+    }
+    const auto& o = outcomes[i];
+    if (o.ok()) {
+      const auto& image = *o.image;
+      done_ids.add_text(o.job.id);
+      uris.add_text(image.uri.empty() ? "file://" + image.path : image.uri);
+      digests.add_text(image.sha256);
+      sizes.add_number(image.bytes);
+      widths.add_number(image.width);
+      heights.add_number(image.height);
+      mimes.add_text(image.mime);
+      ++done_count;
+    } else if (o.failure == failure_kind::cancelled) {
+      released.add(o.job);
+      ++released_count;
+    } else {
+      // Success without an artifact is a pipeline fault, as retryable as
+      // a backend error.
+      failed_ids.add_text(o.job.id);
+      messages.add_text(failure_message(o));
+      retryable.add_bool(o.failure == failure_kind::none ||
+                         is_retryable(o.failure));
+      ++failed_count;
+    }
+  }
+
+  if (done_count > 0) {
+    connection_->execute(
+        sql::write_success,
+        {done_ids.c_str(), uris.c_str(), digests.c_str(), sizes.c_str(),
+         widths.c_str(), heights.c_str(), mimes.c_str()});
+  }
+  if (failed_count > 0) {
+    auto max_attempts = std::to_string(default_max_attempts_);
+    auto base = std::to_string(retry_.base.count());
+    auto cap = std::to_string(retry_.cap.count());
+    connection_->execute(
+        sql::write_failures,
+        {failed_ids.c_str(), messages.c_str(), retryable.c_str(),
+         max_attempts.c_str(), base.c_str(), cap.c_str()});
+  }
+  if (released_count > 0) {
+    connection_->execute(
+        sql::release,
+        {worker_id_.c_str(), released.ids.c_str(), released.attempts.c_str()});
+  }
+  tx.commit();
+
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (fenced[i]) {
+      results[i] = write_result::applied;
+    } else {
+      log::warn("outcome.lost_lease", {{"job", outcomes[i].job.id},
+                                       {"attempt", outcomes[i].job.attempt}});
+    }
+  }
+  return results;
+}
+
+std::vector<job_ref> pg_queue::heartbeat(const std::vector<job_ref>& jobs) {
+  if (jobs.empty()) {
+    return {};
+  }
+  ref_arrays refs;
+  for (const auto& ref : jobs) {
+    refs.add(ref);
+  }
+  auto rows = connection_->execute(
+      sql::heartbeat,
+      {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
+
+  std::vector<job_ref> lost;
+  lost.reserve(static_cast<std::size_t>(rows.size()));
+  for (int r = 0; r < rows.size(); ++r) {
+    lost.push_back(jobs[static_cast<std::size_t>(rows.int64(r, 0) - 1)]);
+  }
+  return lost;
+}
+
+int pg_queue::rescue_expired(std::chrono::milliseconds lease) {
+  auto lease_ms = std::to_string(lease.count());
+  auto max_attempts = std::to_string(default_max_attempts_);
+  auto batch = std::to_string(rescue_batch);
+  auto rows = connection_->execute(
+      sql::rescue_expired,
+      {lease_ms.c_str(), max_attempts.c_str(), batch.c_str()});
+  int moved = rows.size() == 0 ? 0 : rows.int32(0, 0);
+  if (moved > 0) {
+    log::info("lease.rescued", {{"jobs", moved}});
+  }
+  return moved;
+}
+
+int pg_queue::release(const std::vector<job_ref>& jobs) {
+  if (jobs.empty()) {
+    return 0;
+  }
+  ref_arrays refs;
+  for (const auto& ref : jobs) {
+    refs.add(ref);
+  }
+  auto rows = connection_->execute(
+      sql::release,
+      {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
+  return rows.size();
+}
+
+}  // namespace imagen
