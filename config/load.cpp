@@ -330,8 +330,11 @@ void check_backend(const backend_config& b, const std::string& where,
                          "argv has no {output}: the worker reads the "
                          "image from that path");
   } else {
+    // Only the command backend has a time limit of its own; the others
+    // run under worker.job_timeout.
     refuse("argv");
     refuse("env");
+    refuse("timeout");
   }
   if (b.kind != "null")
     refuse("delay");

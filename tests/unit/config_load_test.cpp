@@ -389,8 +389,8 @@ TEST_F(config_load, a_zero_duration_is_refused_where_it_makes_no_sense) {
   EXPECT_NE(file_error("[worker]\npoll_interval = \"0s\"\n")
                 .find("worker.poll_interval: 0s must be greater than 0"),
             std::string::npos);
-  EXPECT_NE(file_error("[backends.x]\nkind = \"procedural\"\n"
-                       "timeout = \"0ms\"\n")
+  EXPECT_NE(file_error("[backends.x]\nkind = \"command\"\n"
+                       "argv = [\"{output}\"]\ntimeout = \"0ms\"\n")
                 .find("backends.x.timeout: 0s must be greater than 0"),
             std::string::npos);
 }
@@ -532,6 +532,10 @@ TEST_F(config_load, options_that_a_kind_would_ignore_are_refused) {
   EXPECT_NE(file_error("[backends.c]\nkind = \"command\"\nargv = "
                        "[\"{output}\"]\ndelay = \"1s\"\n")
                 .find("backends.c.delay is not an option of a command "
+                      "backend"),
+            std::string::npos);
+  EXPECT_NE(file_error("[backends.n]\nkind = \"null\"\ntimeout = \"1s\"\n")
+                .find("backends.n.timeout is not an option of a null "
                       "backend"),
             std::string::npos);
 }
