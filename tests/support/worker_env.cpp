@@ -90,6 +90,41 @@ std::string backend_script(const std::string& name) {
   return (fs::path(IMAGEN_SOURCE_DIR) / "tests" / "backends" / name).string();
 }
 
+std::string command_backend_toml(
+    const std::string& name, const std::vector<std::string>& argv,
+    const std::string& timeout, const std::map<std::string, std::string>& env) {
+  auto literal = [](const std::string& text) {
+    if (text.find('\'') != std::string::npos)
+      throw std::invalid_argument("a TOML literal cannot hold ' : " + text);
+    return "'" + text + "'";
+  };
+  std::string toml = "[backends." + name + "]\nkind = \"command\"\nargv = [";
+  for (std::size_t i = 0; i < argv.size(); ++i)
+    toml += (i == 0 ? "" : ", ") + literal(argv[i]);
+  toml += "]\ntimeout = \"" + timeout + "\"\n";
+  if (!env.empty()) {
+    toml += "env = { ";
+    bool first = true;
+    for (const auto& [key, value] : env) {
+      toml += (first ? "" : ", ") + key + " = " + literal(value);
+      first = false;
+    }
+    toml += " }\n";
+  }
+  return toml + "\n";
+}
+
+std::string slow_backend_toml(const std::string& name,
+                              const std::string& seconds, const fs::path& png) {
+  // The PNG's path is part of the command line, so a test can find the
+  // backend's processes by it.
+  return command_backend_toml(
+      name,
+      {"/bin/sh", "-c",
+       "sleep " + seconds + "; cp \"" + png.string() + "\" \"$0\"", "{output}"},
+      "60s");
+}
+
 worker_env::worker_env(scratch_database::schema schema)
     : db_(schema), dir_("imagen-e2e") {}
 
@@ -193,6 +228,10 @@ std::vector<fs::path> png_files_under(const fs::path& dir) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && it->path().filename().string()[0] == '.') {
+      it.disable_recursion_pending();
+      continue;
+    }
     if (it->path().extension() == ".png" && it->is_regular_file(ec))
       found.push_back(it->path());
   }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,20 @@ void write_png(const std::filesystem::path& path, int width, int height);
 
 /// The absolute path of a fake command backend in tests/backends.
 std::string backend_script(const std::string& name);
+
+/// The TOML table of a command backend `name` running `argv`; strings are
+/// written as TOML literal strings, so they must not contain a `'`.
+std::string command_backend_toml(
+    const std::string& name, const std::vector<std::string>& argv,
+    const std::string& timeout = "30s",
+    const std::map<std::string, std::string>& env = {});
+
+/// A command backend `name` that sleeps `seconds` (a shell duration such as
+/// "2" or "0.5") and then copies the PNG at `png` to {output}. Its
+/// processes have `png` in their command line.
+std::string slow_backend_toml(const std::string& name,
+                              const std::string& seconds,
+                              const std::filesystem::path& png);
 
 /// One row of imagen.jobs with what the tests look at.
 struct job_row {
@@ -105,7 +120,8 @@ class worker_env {
 void expect_image_matches_file(const image_row& image,
                                const std::filesystem::path& output_dir);
 
-/// Files under `dir` that end in ".png", recursively.
+/// Files under `dir` that end in ".png", recursively, skipping hidden
+/// directories (a command backend's scratch files live in `.tmp`).
 std::vector<std::filesystem::path> png_files_under(
     const std::filesystem::path& dir);
 
