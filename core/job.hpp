@@ -45,7 +45,9 @@ inline bool operator==(const job_ref& a, const job_ref& b) {
   return a.id == b.id && a.attempt == b.attempt;
 }
 
-inline job_ref ref_of(const job& j) { return job_ref{j.id, j.attempt}; }
+inline job_ref ref_of(const job& j) {
+  return job_ref{j.id, j.attempt};
+}
 
 /// A stored image, as registered in `imagen.images`.
 struct artifact {

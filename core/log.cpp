@@ -17,7 +17,8 @@ spdlog::logger& logger() {
   static std::shared_ptr<spdlog::logger> instance = [] {
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     auto result = std::make_shared<spdlog::logger>("imagen", sink);
-    result->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+    result->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v",
+                        spdlog::pattern_time_type::utc);
     result->flush_on(spdlog::level::trace);
     return result;
   }();

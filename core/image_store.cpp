@@ -1,0 +1,158 @@
+#include "core/image_store.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/sha256.hpp"
+
+namespace imagen {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* png_mime = "image/png";
+
+[[noreturn]] void fail(const std::string& what, const std::string& path,
+                       int error) {
+  throw storage_error(what + " " + path + ": " + std::strerror(error));
+}
+
+/// Owns a file descriptor; closes it unless released.
+class descriptor {
+ public:
+  explicit descriptor(int fd) : fd_(fd) {}
+  descriptor(const descriptor&) = delete;
+  descriptor& operator=(const descriptor&) = delete;
+  ~descriptor() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  int get() const { return fd_; }
+
+  /// Closes now and reports the error of close itself, which for some
+  /// file systems is where a failed write shows up.
+  int close() {
+    int result = ::close(fd_);
+    fd_ = -1;
+    return result == 0 ? 0 : errno;
+  }
+
+ private:
+  int fd_;
+};
+
+void write_all(int fd, const std::vector<std::uint8_t>& bytes,
+               const std::string& path) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      fail("cannot write", path, errno);
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void sync_directory(const std::string& dir) {
+  descriptor fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (fd.get() < 0)
+    fail("cannot open directory", dir, errno);
+  if (::fsync(fd.get()) != 0)
+    fail("cannot fsync directory", dir, errno);
+}
+
+std::string checked_id(const std::string& job_id) {
+  if (!is_canonical_uuid(job_id))
+    throw storage_error("job id \"" + job_id +
+                        "\" is not a canonical UUID; refusing to store");
+  return job_id;
+}
+
+}  // namespace
+
+bool is_canonical_uuid(const std::string& text) {
+  if (text.size() != 36)
+    return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+               (c >= 'A' && c <= 'F');
+    if (dash_position ? c != '-' : !hex)
+      return false;
+  }
+  return true;
+}
+
+image_store::image_store(std::string dir) {
+  std::error_code error;
+  fs::path absolute = fs::absolute(dir, error);
+  dir_ = (error ? fs::path{dir} : absolute).lexically_normal().string();
+  while (dir_.size() > 1 && dir_.back() == '/')
+    dir_.pop_back();
+}
+
+std::string image_store::path_for(const std::string& job_id) const {
+  std::string id = checked_id(job_id);
+  return dir_ + "/" + id.substr(0, 2) + "/" + id + ".png";
+}
+
+artifact image_store::store(const std::string& job_id,
+                            const std::vector<std::uint8_t>& png, int width,
+                            int height) {
+  const std::string path = path_for(job_id);
+  const std::string shard = dir_ + "/" + job_id.substr(0, 2);
+
+  std::error_code error;
+  fs::create_directories(shard, error);
+  if (error)
+    throw storage_error("cannot create directory " + shard + ": " +
+                        error.message());
+
+  // The temporary name is unique per process and call, so two slots that
+  // somehow store the same job never write into one file.
+  static std::atomic<unsigned long> counter{0};
+  const std::string temporary = shard + "/." + job_id + ".png.tmp-" +
+                                std::to_string(::getpid()) + "-" +
+                                std::to_string(++counter);
+  descriptor fd{
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)};
+  if (fd.get() < 0)
+    fail("cannot create", temporary, errno);
+  try {
+    write_all(fd.get(), png, temporary);
+    if (::fsync(fd.get()) != 0)
+      fail("cannot fsync", temporary, errno);
+    if (int close_error = fd.close())
+      fail("cannot close", temporary, close_error);
+    if (::rename(temporary.c_str(), path.c_str()) != 0)
+      fail("cannot rename " + temporary + " to", path, errno);
+  } catch (...) {
+    ::unlink(temporary.c_str());
+    throw;
+  }
+  sync_directory(shard);
+
+  artifact result;
+  result.path = path;
+  result.uri = "file://" + path;
+  result.sha256 = sha256_hex(png.data(), png.size());
+  result.bytes = static_cast<std::int64_t>(png.size());
+  result.width = width;
+  result.height = height;
+  result.mime = png_mime;
+  return result;
+}
+
+}  // namespace imagen

@@ -1,0 +1,66 @@
+#include "core/null_backend.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "core/png.hpp"
+#include "core/sha256.hpp"
+
+namespace imagen {
+
+namespace {
+
+constexpr int side = 8;
+
+/// How often a sleeping null backend looks at the cancel flag.
+constexpr std::chrono::milliseconds cancel_check{20};
+
+/// The one image every null job returns, encoded and hashed once.
+const generation& fixed_image() {
+  static const generation image = [] {
+    std::vector<std::uint8_t> rgb(side * side * 3);
+    for (int y = 0; y < side; ++y)
+      for (int x = 0; x < side; ++x) {
+        auto* p = &rgb[static_cast<std::size_t>((y * side + x) * 3)];
+        p[0] = static_cast<std::uint8_t>(x * 32);
+        p[1] = static_cast<std::uint8_t>(y * 32);
+        p[2] = 160;
+      }
+    generation g;
+    g.png = encode_png(side, side, rgb);
+    g.width = side;
+    g.height = side;
+    g.sha256 = sha256_hex(g.png.data(), g.png.size());
+    return g;
+  }();
+  return image;
+}
+
+}  // namespace
+
+null_backend::null_backend(std::chrono::milliseconds delay) : delay_(delay) {
+  fixed_image();
+}
+
+generation null_backend::generate(
+    const job&, const slot_context& where,
+    std::chrono::steady_clock::time_point deadline) {
+  using clock = std::chrono::steady_clock;
+  const auto wake = clock::now() + delay_;
+  while (clock::now() < wake) {
+    if (where.cancelled())
+      throw backend_error(failure_kind::cancelled,
+                          "null backend was cancelled by shutdown");
+    if (clock::now() >= deadline)
+      throw backend_error(failure_kind::timeout,
+                          "null backend timed out before its delay of " +
+                              std::to_string(delay_.count()) + "ms ended");
+    auto step = std::min<clock::duration>(
+        {wake - clock::now(), deadline - clock::now(), cancel_check});
+    if (step > clock::duration::zero())
+      std::this_thread::sleep_for(step);
+  }
+  return fixed_image();
+}
+
+}  // namespace imagen

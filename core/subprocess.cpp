@@ -1,0 +1,298 @@
+#include "core/subprocess.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace imagen {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+/// How often the cancel flag is looked at while the child runs.
+constexpr milliseconds cancel_check{50};
+
+/// Owns one file descriptor.
+class descriptor {
+ public:
+  explicit descriptor(int fd = -1) : fd_(fd) {}
+  descriptor(const descriptor&) = delete;
+  descriptor& operator=(const descriptor&) = delete;
+  ~descriptor() { reset(); }
+
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+/// Keeps the last `limit` bytes of everything appended, in bounded memory.
+class tail_buffer {
+ public:
+  explicit tail_buffer(std::size_t limit) : limit_(limit) {}
+
+  void append(const char* data, std::size_t n) {
+    total_ += n;
+    if (n >= limit_) {
+      text_.assign(data + n - limit_, limit_);
+      return;
+    }
+    text_.append(data, n);
+    if (text_.size() > limit_)
+      text_.erase(0, text_.size() - limit_);
+  }
+
+  std::string take() { return std::move(text_); }
+  std::size_t total() const { return total_; }
+
+ private:
+  std::size_t limit_;
+  std::size_t total_ = 0;
+  std::string text_;
+};
+
+/// The child, its pipe and its pidfd while it runs.
+class child_process {
+ public:
+  child_process(pid_t pid, int output, std::size_t tail_limit)
+      : pid_(pid), output_(output), tail_(tail_limit) {
+    // A pidfd wakes poll() the moment the child exits; without one (old
+    // kernel, seccomp) the loop falls back to checking on each tick.
+    long fd = ::syscall(SYS_pidfd_open, pid, 0);
+    exit_fd_.reset(fd >= 0 ? static_cast<int>(fd) : -1);
+  }
+
+  /// True once the child has exited; it stays a zombie, not reaped, so
+  /// that its pid (the group id) cannot be reused while we signal the
+  /// group.
+  bool exited() {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info,
+                 WEXITED | WNOHANG | WNOWAIT) != 0)
+      return errno == ECHILD;
+    return info.si_pid == pid_;
+  }
+
+  /// Reads output and waits for the exit, at most until `until`.
+  void pump(clock::time_point until) {
+    while (!exited()) {
+      auto now = clock::now();
+      if (now >= until)
+        return;
+      wait_for_events(std::min<clock::duration>(until - now, cancel_check),
+                      true);
+    }
+  }
+
+  /// Reads what is left once every writer is gone or after `limit`.
+  void drain(milliseconds limit) {
+    auto until = clock::now() + limit;
+    while (output_.get() >= 0 && clock::now() < until)
+      wait_for_events(cancel_check, false);
+  }
+
+  void signal_group(int signal) { ::kill(-pid_, signal); }
+
+  /// Reaps the child and returns its wait status.
+  int reap() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+  }
+
+  std::string take_tail() { return tail_.take(); }
+  std::size_t output_bytes() const { return tail_.total(); }
+
+ private:
+  void wait_for_events(clock::duration limit, bool watch_exit) {
+    pollfd fds[2] = {{output_.get(), POLLIN, 0},
+                     {watch_exit ? exit_fd_.get() : -1, POLLIN, 0}};
+    auto ms = std::chrono::duration_cast<milliseconds>(limit).count();
+    int ready = ::poll(fds, 2, static_cast<int>(std::max<long>(ms, 1)));
+    if (ready <= 0 || output_.get() < 0)
+      return;
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+      read_output();
+  }
+
+  void read_output() {
+    // Reads until the pipe is empty so that a flooding child never blocks
+    // on a full pipe; only the tail is kept.
+    char buffer[65536];
+    for (;;) {
+      ssize_t n = ::read(output_.get(), buffer, sizeof buffer);
+      if (n > 0) {
+        tail_.append(buffer, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n == 0)
+        output_.reset();
+      return;
+    }
+  }
+
+  pid_t pid_;
+  descriptor output_;
+  descriptor exit_fd_;
+  tail_buffer tail_;
+};
+
+std::vector<char*> pointers(const std::vector<std::string>& strings) {
+  std::vector<char*> result;
+  result.reserve(strings.size() + 1);
+  for (const auto& s : strings)
+    result.push_back(const_cast<char*>(s.c_str()));
+  result.push_back(nullptr);
+  return result;
+}
+
+/// RAII for the posix_spawn attribute and file action objects.
+struct spawn_setup {
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_t actions;
+
+  spawn_setup() {
+    posix_spawnattr_init(&attributes);
+    posix_spawn_file_actions_init(&actions);
+  }
+  ~spawn_setup() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+  }
+  spawn_setup(const spawn_setup&) = delete;
+  spawn_setup& operator=(const spawn_setup&) = delete;
+};
+
+pid_t spawn(const process_request& request, int output_writer) {
+  spawn_setup setup;
+
+  // Own process group (pgid = pid), so that a timeout kills everything
+  // the command started; default dispositions and an empty signal mask,
+  // whatever the worker itself blocks or ignores.
+  sigset_t empty;
+  sigset_t defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int s :
+       {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2})
+    sigaddset(&defaults, s);
+  posix_spawnattr_setpgroup(&setup.attributes, 0);
+  posix_spawnattr_setsigmask(&setup.attributes, &empty);
+  posix_spawnattr_setsigdefault(&setup.attributes, &defaults);
+  posix_spawnattr_setflags(&setup.attributes, POSIX_SPAWN_SETPGROUP |
+                                                  POSIX_SPAWN_SETSIGMASK |
+                                                  POSIX_SPAWN_SETSIGDEF);
+
+  posix_spawn_file_actions_addopen(&setup.actions, STDIN_FILENO, "/dev/null",
+                                   O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&setup.actions, output_writer,
+                                   STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&setup.actions, output_writer,
+                                   STDERR_FILENO);
+  // Descriptors of the worker (database sockets, other slots' pipes) must
+  // not leak into the command, even those opened without O_CLOEXEC.
+  posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3);
+
+  auto argv = pointers(request.argv);
+  auto envp = pointers(request.env);
+  pid_t pid = 0;
+  int error = ::posix_spawnp(&pid, argv[0], &setup.actions, &setup.attributes,
+                             argv.data(), envp.data());
+  if (error != 0)
+    throw spawn_error("cannot start \"" + request.argv[0] +
+                      "\": " + std::strerror(error));
+  return pid;
+}
+
+}  // namespace
+
+std::string signal_name(int signal) {
+  if (const char* abbreviation = ::sigabbrev_np(signal))
+    return std::string{"SIG"} + abbreviation;
+  return "signal " + std::to_string(signal);
+}
+
+process_result run_process(const process_request& request) {
+  if (request.argv.empty() || request.argv[0].empty())
+    throw spawn_error("cannot start a command with an empty argv");
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw spawn_error(std::string{"cannot create a pipe: "} +
+                      std::strerror(errno));
+  descriptor reader{fds[0]};
+  descriptor writer{fds[1]};
+  pid_t pid = spawn(request, writer.get());
+  writer.reset();
+  ::fcntl(reader.get(), F_SETFL, O_NONBLOCK);
+  child_process child{pid, reader.release(), request.tail_limit};
+
+  process_result result;
+  auto cancelled = [&] {
+    return request.cancel != nullptr &&
+           request.cancel->load(std::memory_order_relaxed);
+  };
+  while (!child.exited()) {
+    if (cancelled()) {
+      result.end = process_result::ending::cancelled;
+      break;
+    }
+    if (clock::now() >= request.deadline) {
+      result.end = process_result::ending::timed_out;
+      break;
+    }
+    child.pump(std::min(request.deadline, clock::now() + cancel_check));
+  }
+
+  bool stopped = result.end != process_result::ending::exited;
+  if (stopped) {
+    child.signal_group(SIGTERM);
+    child.pump(clock::now() + request.kill_grace);
+  }
+  // Whatever is left of the group (a grandchild that ignored SIGTERM, or
+  // a daemon started by a command that exited) goes now, while the
+  // unreaped leader still pins the group id.
+  child.signal_group(SIGKILL);
+  child.pump(clock::time_point::max());
+  child.drain(milliseconds{500});
+  int status = child.reap();
+
+  if (!stopped) {
+    if (WIFSIGNALED(status)) {
+      result.end = process_result::ending::signaled;
+      result.signal = WTERMSIG(status);
+    } else {
+      result.status = WEXITSTATUS(status);
+    }
+  }
+  result.output_bytes = child.output_bytes();
+  result.output_tail = child.take_tail();
+  return result;
+}
+
+}  // namespace imagen
