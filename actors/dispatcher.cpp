@@ -1,0 +1,351 @@
+#include "actors/dispatcher.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include <caf/sec.hpp>
+#include <caf/send.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/pipeline_slot.hpp"
+#include "core/log.hpp"
+
+namespace imagen {
+
+using std::chrono::milliseconds;
+
+dispatcher_state::~dispatcher_state() {
+  for (auto& slot : slots) {
+    if (slot.cancel)
+      slot.cancel->store(true);
+    if (slot.handle)
+      caf::anon_send_exit(slot.handle, caf::exit_reason::user_shutdown);
+  }
+}
+
+namespace {
+
+int idle_count(const dispatcher_state& st) {
+  return static_cast<int>(
+      std::count_if(st.slots.begin(), st.slots.end(),
+                    [](const slot_record& s) { return !s.running; }));
+}
+
+int busy_count(const dispatcher_state& st) {
+  return static_cast<int>(st.slots.size()) - idle_count(st);
+}
+
+void spawn_slot(dispatcher_actor* self, int index) {
+  auto& slot = self->state.slots[static_cast<std::size_t>(index)];
+  slot.cancel = std::make_shared<std::atomic<bool>>(false);
+  slot.running.reset();
+  slot.handle = spawn_child(self, self->state.mode, pipeline_slot, index,
+                            slot.gpu, slot.cancel, self->state.make_pipeline,
+                            caf::actor_cast<caf::actor>(self));
+}
+
+void request_claim(dispatcher_actor* self) {
+  auto& st = self->state;
+  if (st.stopping || st.claim_scheduled)
+    return;
+  st.claim_scheduled = true;
+  self->send(self, claim_atom::value);
+}
+
+/// With exit_when_idle, the worker is done once a claim found nothing,
+/// no job runs and every outcome is written.
+void stop_if_idle(dispatcher_actor* self) {
+  auto& st = self->state;
+  if (!st.cfg.exit_when_idle || st.stopping || !st.last_claim_empty ||
+      busy_count(st) > 0 || !st.claims.empty())
+    return;
+  log::info("worker.idle", {});
+  self->quit();
+}
+
+/// During shutdown, the dispatcher is done once no job runs and every
+/// outcome is written.
+void stop_if_drained(dispatcher_actor* self) {
+  auto& st = self->state;
+  if (!st.stopping || busy_count(st) > 0 || !st.claims.empty())
+    return;
+  log::info("worker.drained", {});
+  self->quit();
+}
+
+void start_job(dispatcher_actor* self, slot_record& slot, job j) {
+  auto& st = self->state;
+  slot.running = j;
+  st.claims[j.id] = claim_record{j, std::nullopt, false};
+  log::debug("job.claimed", {{"job", j.id}, {"attempt", j.attempt}});
+  self->send(slot.handle, run_atom::value, std::move(j));
+}
+
+void claim(dispatcher_actor* self) {
+  auto& st = self->state;
+  st.claim_scheduled = false;
+  if (st.stopping)
+    return;
+  auto idle = idle_count(st);
+  if (idle == 0)
+    return;
+
+  std::vector<job> batch;
+  try {
+    batch = st.queue->claim_batch(idle);
+  } catch (const queue_error& e) {
+    if (!e.transient())
+      throw;
+    st.claim_backoff = st.claim_backoff.count() == 0
+                           ? claim_retry_base
+                           : std::min(st.claim_backoff * 2, claim_retry_cap);
+    log::warn("claim.failed",
+              {{"error", e.what()}, {"retry_ms", st.claim_backoff.count()}});
+    // Wakes that arrive meanwhile fold into this retry.
+    st.claim_scheduled = true;
+    self->delayed_send(self, st.claim_backoff, claim_atom::value);
+    return;
+  }
+  st.claim_backoff = milliseconds{0};
+
+  auto claimed = static_cast<int>(batch.size());
+  st.last_claim_full = claimed >= idle;
+  st.last_claim_empty = batch.empty();
+  auto next = batch.begin();
+  for (auto& slot : st.slots) {
+    if (next == batch.end())
+      break;
+    if (!slot.running)
+      start_job(self, slot, std::move(*next++));
+  }
+  if (claimed > 0)
+    log::debug("claim.batch", {{"jobs", claimed}, {"limit", idle}});
+  stop_if_idle(self);
+}
+
+/// Keeps the outcome until it is written and hands it to the writer.
+void record_outcome(dispatcher_actor* self, outcome result) {
+  auto& st = self->state;
+  auto it = st.claims.find(result.job.id);
+  if (it == st.claims.end() ||
+      !(it->second.claimed.attempt == result.job.attempt)) {
+    log::error("job.unknown_outcome",
+               {{"job", result.job.id}, {"attempt", result.job.attempt}});
+    return;
+  }
+  it->second.result = result;
+  if (st.writer)
+    self->send(st.writer, outcome_atom::value, std::move(result),
+               it->second.claimed.max_attempts);
+}
+
+void slot_done(dispatcher_actor* self, int index, outcome result) {
+  auto& st = self->state;
+  if (index < 0 || index >= static_cast<int>(st.slots.size()))
+    return;
+  st.slots[static_cast<std::size_t>(index)].running.reset();
+  record_outcome(self, std::move(result));
+  // A full batch means more may be waiting; with exit_when_idle, an
+  // empty claim is what tells the worker that it is done.
+  if (st.last_claim_full || st.cfg.exit_when_idle)
+    request_claim(self);
+  stop_if_drained(self);
+}
+
+void claims_written(dispatcher_actor* self, const std::vector<job_ref>& refs) {
+  auto& st = self->state;
+  for (const auto& ref : refs) {
+    auto it = st.claims.find(ref.id);
+    if (it != st.claims.end() && it->second.claimed.attempt == ref.attempt)
+      st.claims.erase(it);
+  }
+  stop_if_drained(self);
+  stop_if_idle(self);
+}
+
+void heartbeat(dispatcher_actor* self) {
+  auto& st = self->state;
+  std::vector<job_ref> refs;
+  for (const auto& [id, claim] : st.claims)
+    if (!claim.lost)
+      refs.push_back(ref_of(claim.claimed));
+  if (refs.empty())
+    return;
+  try {
+    for (const auto& ref : st.queue->heartbeat(refs)) {
+      auto it = st.claims.find(ref.id);
+      if (it == st.claims.end())
+        continue;
+      it->second.lost = true;
+      log::warn("job.lease_lost", {{"job", ref.id}, {"attempt", ref.attempt}});
+    }
+  } catch (const queue_error& e) {
+    // The next heartbeat comes at lease / 3; two may fail before the
+    // lease runs out.
+    log::warn("heartbeat.failed", {{"error", e.what()}, {"jobs", refs.size()}});
+  }
+}
+
+milliseconds rescue_delay(dispatcher_state& st) {
+  auto half = st.cfg.lease / 2;
+  auto spread = std::max<std::int64_t>(half.count() / 10, 1);
+  std::uniform_int_distribution<std::int64_t> offset(-spread, spread);
+  return half + milliseconds(offset(st.rng));
+}
+
+void rescue(dispatcher_actor* self) {
+  auto& st = self->state;
+  if (st.stopping)
+    return;
+  try {
+    auto moved = st.queue->rescue_expired(st.cfg.lease);
+    if (moved > 0)
+      log::info("jobs.rescued", {{"jobs", moved}});
+  } catch (const queue_error& e) {
+    log::warn("rescue.failed", {{"error", e.what()}});
+  }
+  self->delayed_send(self, rescue_delay(st), rescue_atom::value);
+}
+
+void cancel_running(dispatcher_actor* self) {
+  auto& st = self->state;
+  if (st.grace_over)
+    return;
+  st.grace_over = true;
+  auto busy = busy_count(st);
+  if (busy > 0)
+    log::warn("worker.cancel", {{"jobs", busy}});
+  for (auto& slot : st.slots)
+    if (slot.running)
+      slot.cancel->store(true);
+  self->delayed_send(self, st.cfg.db_timeout, give_up_atom::value);
+}
+
+void begin_shutdown(dispatcher_actor* self, milliseconds grace) {
+  auto& st = self->state;
+  if (!st.stopping) {
+    st.stopping = true;
+    log::info("worker.draining", {{"jobs", busy_count(st)},
+                                  {"unwritten", st.claims.size()},
+                                  {"grace_ms", grace.count()}});
+  }
+  if (grace.count() <= 0)
+    cancel_running(self);
+  else
+    self->delayed_send(self, grace, grace_atom::value);
+  stop_if_drained(self);
+}
+
+void slot_died(dispatcher_actor* self, const caf::down_msg& down) {
+  auto& st = self->state;
+  auto it =
+      std::find_if(st.slots.begin(), st.slots.end(), [&](const slot_record& s) {
+        return s.handle && s.handle.address() == down.source;
+      });
+  if (it == st.slots.end())
+    return;
+  auto index = static_cast<int>(it - st.slots.begin());
+  auto reason = describe(down.reason);
+  log::warn("slot.crashed", {{"slot", index}, {"error", reason}});
+
+  if (it->running) {
+    auto crashed = failure(*it->running, failure_kind::slot_crash,
+                           "pipeline slot crashed: " + reason);
+    it->running.reset();
+    record_outcome(self, std::move(crashed));
+  }
+
+  auto now = self->clock().now();
+  while (!st.slot_restarts.empty() &&
+         now - st.slot_restarts.front() > st.cfg.restart_period)
+    st.slot_restarts.pop_front();
+  if (static_cast<int>(st.slot_restarts.size()) >= st.cfg.restart_intensity) {
+    it->handle = nullptr;
+    log::error("slot.restart_limit",
+               {{"restarts", st.slot_restarts.size()},
+                {"period_ms", st.cfg.restart_period.count()}});
+    self->quit(caf::make_error(
+        caf::sec::runtime_error,
+        "pipeline slots restarted more than " +
+            std::to_string(st.cfg.restart_intensity) + " times in " +
+            std::to_string(st.cfg.restart_period.count()) + " ms"));
+    return;
+  }
+  st.slot_restarts.push_back(now);
+  spawn_slot(self, index);
+  request_claim(self);
+  stop_if_drained(self);
+}
+
+}  // namespace
+
+caf::behavior dispatcher(dispatcher_actor* self, config cfg, spawn_mode mode,
+                         queue_factory make_queue,
+                         pipeline_factory make_pipeline, caf::actor writer) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.mode = mode;
+  st.make_pipeline = std::move(make_pipeline);
+  st.writer = std::move(writer);
+  st.queue = make_queue();
+  st.slots.resize(static_cast<std::size_t>(st.cfg.slot_count()));
+  for (int i = 0; i < st.cfg.slot_count(); ++i) {
+    st.slots[static_cast<std::size_t>(i)].gpu = st.cfg.slot_gpu(i);
+    spawn_slot(self, i);
+  }
+  self->set_down_handler([=](caf::down_msg& down) { slot_died(self, down); });
+
+  self->delayed_send(self, st.cfg.lease / 3, heartbeat_atom::value);
+  self->delayed_send(self, rescue_delay(st), rescue_atom::value);
+  // A new dispatcher looks at the queue at once rather than waiting for
+  // the listener's next tick.
+  request_claim(self);
+
+  return {
+      [=](wake_atom) { request_claim(self); },
+      [=](claim_atom) { claim(self); },
+      [=](done_atom, int slot, outcome& result) {
+        slot_done(self, slot, std::move(result));
+      },
+      [=](written_atom, const std::vector<job_ref>& refs) {
+        claims_written(self, refs);
+      },
+      [=](heartbeat_atom) {
+        heartbeat(self);
+        self->delayed_send(self, self->state.cfg.lease / 3,
+                           heartbeat_atom::value);
+      },
+      [=](rescue_atom) { rescue(self); },
+      [=](writer_atom, caf::actor replacement) {
+        auto& state = self->state;
+        state.writer = std::move(replacement);
+        // The new writer starts empty: give it every outcome that the old
+        // one had not confirmed.
+        int resent = 0;
+        for (const auto& [id, claim] : state.claims) {
+          if (!claim.result || !state.writer)
+            continue;
+          self->send(state.writer, outcome_atom::value, *claim.result,
+                     claim.claimed.max_attempts);
+          ++resent;
+        }
+        log::info("writer.replaced", {{"resent", resent}});
+      },
+      [=](shutdown_atom, std::int64_t grace_ms) {
+        begin_shutdown(self, milliseconds(grace_ms));
+      },
+      [=](grace_atom) { cancel_running(self); },
+      [=](give_up_atom) {
+        auto unwritten = self->state.claims.size();
+        log::error("worker.shutdown_incomplete", {{"unwritten", unwritten}});
+        self->quit(caf::make_error(
+            caf::sec::runtime_error,
+            std::to_string(unwritten) +
+                " outcomes were not written before the shutdown deadline"));
+      },
+  };
+}
+
+}  // namespace imagen

@@ -1,0 +1,62 @@
+// The status writer owns the connection that writes outcomes back. It
+// buffers the outcomes that arrive together and writes them in one call:
+// the first outcome into an empty buffer sends the writer a `flush`, which
+// queues behind everything already in the mailbox.
+//
+// A failed write keeps the whole batch and retries it with backoff (100 ms
+// doubling to 5 s): an outcome is never dropped while the process lives.
+// Cancelled outcomes (shutdown) are released back to `pending` rather than
+// written as failures, so that the attempt does not count.
+//
+// After a write, every sender of an outcome in the batch is told which of
+// its claims are finished, so that it stops heartbeating them.
+//
+// Protocol (what the status writer accepts):
+//   outcome_atom, outcome, int max_attempts   write this outcome back
+//   flush_atom                                write the buffer now
+// It sends: written_atom, std::vector<job_ref> to each outcome's sender.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/behavior.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/wiring.hpp"
+#include "core/job.hpp"
+#include "core/queue.hpp"
+
+namespace imagen {
+
+/// First delay after a failed write; doubles per failure.
+constexpr std::chrono::milliseconds write_retry_base{100};
+/// A database that is down is tried at least this often.
+constexpr std::chrono::milliseconds write_retry_cap{5000};
+
+struct buffered_outcome {
+  outcome result;
+  /// Decides whether a retryable failure is logged as a retry or final.
+  int max_attempts = 0;
+  /// Who is told once this outcome is written.
+  caf::actor reply_to;
+};
+
+struct status_writer_state {
+  static inline const char* name = "status_writer";
+  std::unique_ptr<job_queue> queue;
+  std::vector<buffered_outcome> buffer;
+  /// A flush is in the mailbox or on the retry timer.
+  bool flush_scheduled = false;
+  std::chrono::milliseconds backoff{0};
+};
+
+using status_writer_actor = caf::stateful_actor<status_writer_state>;
+
+caf::behavior status_writer(status_writer_actor* self,
+                            queue_factory make_queue);
+
+}  // namespace imagen
