@@ -1,0 +1,134 @@
+#include <algorithm>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/pg/pg_fixture.hpp"
+
+namespace imagen::test {
+namespace {
+
+using claim = pg_test;
+
+TEST_F(claim, FourWorkersClaimEveryRowExactlyOnce) {
+  constexpr int rows = 2000;
+  add_jobs(rows);
+
+  std::vector<std::vector<std::string>> claimed(4);
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      auto queue = make_queue("worker-" + std::to_string(w));
+      // SKIP LOCKED may answer empty while the last rows are being claimed
+      // by another worker; those rows are then that worker's.
+      for (auto batch = queue->claim_batch(25); !batch.empty();
+           batch = queue->claim_batch(25)) {
+        for (const auto& j : batch) {
+          claimed[static_cast<std::size_t>(w)].push_back(j.id);
+        }
+      }
+    });
+  }
+  for (auto& t : workers) {
+    t.join();
+  }
+
+  std::multiset<std::string> all;
+  for (const auto& ids : claimed) {
+    all.insert(ids.begin(), ids.end());
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(rows));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(),
+            static_cast<std::size_t>(rows));
+  EXPECT_EQ(count("SELECT count(*) FROM imagen.jobs "
+                  "WHERE status = 'running' AND attempt = 1"),
+            rows);
+  for (const auto& ids : claimed) {
+    EXPECT_FALSE(ids.empty()) << "a worker got nothing: no concurrency";
+  }
+}
+
+TEST_F(claim, NeverReturnsMoreThanTheLimit) {
+  add_jobs(10);
+  auto queue = make_queue();
+
+  EXPECT_EQ(queue->claim_batch(3).size(), 3u);
+  EXPECT_EQ(queue->claim_batch(0).size(), 0u);
+  EXPECT_EQ(queue->claim_batch(100).size(), 7u);
+  EXPECT_EQ(queue->claim_batch(100).size(), 0u);
+}
+
+TEST_F(claim, TakesPriorityThenAgeAndWaitsForRunAfter) {
+  auto ids = [&](const std::string& sql) { return scalar(db.url(), sql); };
+  auto old_low = ids(
+      "INSERT INTO imagen.jobs (owner_user_id, prompt, priority, created_at) "
+      "VALUES ('u', 'old low', 0, now() - interval '1 hour') RETURNING id");
+  auto new_high = ids(
+      "INSERT INTO imagen.jobs (owner_user_id, prompt, priority, created_at) "
+      "VALUES ('u', 'new high', 5, now()) RETURNING id");
+  auto old_high = ids(
+      "INSERT INTO imagen.jobs (owner_user_id, prompt, priority, created_at) "
+      "VALUES ('u', 'old high', 5, now() - interval '1 hour') RETURNING id");
+  ids("INSERT INTO imagen.jobs (owner_user_id, prompt, priority, run_after) "
+      "VALUES ('u', 'later', 9, now() + interval '1 hour') RETURNING id");
+  auto queue = make_queue();
+
+  auto first = queue->claim_batch(2);
+  auto second = queue->claim_batch(2);
+
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].id, old_high);
+  EXPECT_EQ(first[1].id, new_high);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, old_low);
+  EXPECT_EQ(queue->claim_batch(2).size(), 0u);
+}
+
+TEST_F(claim, ReturnsTheJobAndMarksTheRowRunning) {
+  auto id = scalar(db.url(),
+                   "INSERT INTO imagen.jobs (owner_user_id, prompt, backend, "
+                   "width, height, steps, seed, style, max_attempts) VALUES "
+                   "('u7', 'a fox', 'procedural', 64, 48, 20, 42, 'ink', NULL) "
+                   "RETURNING id");
+  auto plain = scalar(db.url(),
+                      "INSERT INTO imagen.jobs (owner_user_id, prompt, "
+                      "created_at) VALUES ('u8', 'plain', now() + interval "
+                      "'1 second') RETURNING id");
+  auto queue = make_queue("worker-x", {}, 7);
+
+  auto jobs = queue->claim_batch(2);
+
+  ASSERT_EQ(jobs.size(), 2u);
+  const auto& j = jobs[0];
+  EXPECT_EQ(j.id, id);
+  EXPECT_EQ(j.owner_user_id, "u7");
+  EXPECT_EQ(j.prompt, "a fox");
+  EXPECT_EQ(j.backend, "procedural");
+  EXPECT_EQ(j.style, "ink");
+  EXPECT_EQ(j.width, 64);
+  EXPECT_EQ(j.height, 48);
+  EXPECT_EQ(j.steps, 20);
+  EXPECT_EQ(j.seed, 42);
+  EXPECT_EQ(j.attempt, 1);
+  EXPECT_EQ(j.max_attempts, 7);  // NULL in the row: the worker's default
+
+  const auto& p = jobs[1];
+  EXPECT_EQ(p.id, plain);
+  EXPECT_EQ(p.backend, "");
+  EXPECT_EQ(p.width, 0);
+  EXPECT_EQ(p.seed, 0);
+  EXPECT_EQ(p.max_attempts, 3);  // the column's default
+
+  EXPECT_EQ(column(id, "status"), "running");
+  EXPECT_EQ(column(id, "claimed_by"), "worker-x");
+  EXPECT_EQ(column(id,
+                   "(claimed_at = heartbeat_at AND "
+                   "heartbeat_at <= now())"),
+            "true");
+}
+
+}  // namespace
+}  // namespace imagen::test
