@@ -83,6 +83,32 @@ void start_job(dispatcher_actor* self, slot_record& slot, job j) {
   self->send(slot.handle, run_atom::value, std::move(j));
 }
 
+/// With exit_when_idle, an empty claim ends the run only when no row is
+/// pending at all: a retry scheduled for later is part of the drain. Asks
+/// again when the earliest one is due (at most a poll interval later, so
+/// a row that goes away meanwhile is noticed). Returns true when the run
+/// may end.
+bool wait_for_retries(dispatcher_actor* self) {
+  auto& st = self->state;
+  std::optional<milliseconds> due;
+  try {
+    due = st.queue->next_pending_delay();
+  } catch (const queue_error& e) {
+    if (!e.transient())
+      throw;
+    log::warn("claim.pending_check_failed", {{"error", e.what()}});
+    due = claim_retry_base;
+  }
+  if (!due)
+    return true;
+  st.last_claim_empty = false;
+  auto delay = std::clamp(*due, milliseconds{1}, st.cfg.poll_interval);
+  log::debug("worker.waiting_for_retries", {{"due_ms", due->count()}});
+  st.claim_scheduled = true;
+  self->delayed_send(self, delay, claim_atom::value);
+  return false;
+}
+
 void claim(dispatcher_actor* self) {
   auto& st = self->state;
   st.claim_scheduled = false;
@@ -122,6 +148,8 @@ void claim(dispatcher_actor* self) {
   }
   if (claimed > 0)
     log::debug("claim.batch", {{"jobs", claimed}, {"limit", idle}});
+  if (st.last_claim_empty && st.cfg.exit_when_idle && !wait_for_retries(self))
+    return;
   stop_if_idle(self);
 }
 
@@ -162,7 +190,10 @@ void claims_written(dispatcher_actor* self, const std::vector<job_ref>& refs) {
       st.claims.erase(it);
   }
   stop_if_drained(self);
-  stop_if_idle(self);
+  // A written failure may have put a row back to `pending` for a retry:
+  // look again before an idle run ends.
+  if (st.cfg.exit_when_idle && st.last_claim_empty)
+    request_claim(self);
 }
 
 void heartbeat(dispatcher_actor* self) {

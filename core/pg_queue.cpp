@@ -293,4 +293,12 @@ int pg_queue::release(const std::vector<job_ref>& jobs) {
   return rows.size();
 }
 
+std::optional<std::chrono::milliseconds> pg_queue::next_pending_delay() {
+  auto rows = connection_->execute(sql::next_pending, {});
+  if (rows.size() == 0) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(rows.int64(0, 0));
+}
+
 }  // namespace imagen

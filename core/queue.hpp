@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -61,6 +62,11 @@ class job_queue {
   /// Gives unfinished claims back to `pending` without counting the
   /// attempt (shutdown); returns how many rows were released.
   virtual int release(const std::vector<job_ref>& jobs) = 0;
+
+  /// How long until the earliest pending row becomes runnable (zero when
+  /// one already is); empty when no row is pending. `--exit-when-idle`
+  /// uses it so that a drain also waits for the retries it scheduled.
+  virtual std::optional<std::chrono::milliseconds> next_pending_delay() = 0;
 };
 
 }  // namespace imagen

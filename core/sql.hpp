@@ -187,6 +187,15 @@ SELECT $1, $2, nullif($3, ''), nullif($4, ''), nullif($5, ''),
  ORDER BY n
 RETURNING id)"};
 
+/// Milliseconds until the earliest pending row is runnable (0 when one
+/// is); no row when nothing is pending. Only asked by `--exit-when-idle`
+/// after a claim came back empty, when few rows are pending.
+inline constexpr prepared_statement next_pending{"imagen_next_pending", R"(
+SELECT greatest(0, ceil(extract(epoch FROM min(run_after) - now()) * 1000))::int8
+  FROM imagen.jobs
+ WHERE status = 'pending'
+HAVING count(*) > 0)"};
+
 /// Rows per status and the age in seconds of the oldest row of each.
 inline constexpr prepared_statement queue_status{"imagen_queue_status", R"(
 SELECT status, count(*),

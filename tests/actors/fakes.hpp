@@ -6,6 +6,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -35,6 +36,9 @@ struct fake_queue_state {
   std::vector<job_ref> lose_on_heartbeat;
   std::vector<std::chrono::milliseconds> rescues;
   std::vector<std::vector<job_ref>> releases;
+  /// What next_pending_delay() answers: rows pending but not runnable yet.
+  std::optional<std::chrono::milliseconds> next_pending;
+  int next_pending_calls = 0;
   int queues_made = 0;
 
   std::size_t outcomes_written() const {
@@ -100,6 +104,13 @@ class fake_queue : public job_queue {
     }
     state_->releases.push_back(jobs);
     return static_cast<int>(jobs.size());
+  }
+
+  std::optional<std::chrono::milliseconds> next_pending_delay() override {
+    ++state_->next_pending_calls;
+    if (!state_->runnable.empty())
+      return std::chrono::milliseconds(0);
+    return state_->next_pending;
   }
 
  private:
