@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "actors/messages.hpp"
+#include "core/image_store.hpp"
 #include "core/log.hpp"
 
 namespace imagen {
@@ -40,8 +41,11 @@ void retry_later(status_writer_actor* self, const queue_error& e,
 void log_written(const buffered_outcome& entry, write_result result) {
   const auto& o = entry.result;
   if (result == write_result::lost_lease) {
-    log::warn("job.lost_lease",
-              {{"job", o.job.id}, {"attempt", o.job.attempt}});
+    // Another attempt owns the row now; this attempt's file is nobody's.
+    bool removed = !o.image || discard_image(*o.image);
+    log::warn("job.lost_lease", {{"job", o.job.id},
+                                 {"attempt", o.job.attempt},
+                                 {"image_removed", removed}});
     return;
   }
   if (o.ok()) {

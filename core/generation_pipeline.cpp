@@ -85,9 +85,9 @@ outcome generation_pipeline::run(const job& j, const slot_context& where) {
 
   artifact stored;
   try {
-    stored = chosen.stores_images()
-                 ? store_.store(j.id, image.png, image.width, image.height)
-                 : unstored_artifact(j, image);
+    stored = chosen.stores_images() ? store_.store(j.id, j.attempt, image.png,
+                                                   image.width, image.height)
+                                    : unstored_artifact(j, image);
   } catch (const storage_error& e) {
     return failure(j, failure_kind::storage, e.what(), elapsed_ms(start));
   } catch (const std::exception& e) {

@@ -103,15 +103,17 @@ image_store::image_store(std::string dir) {
     dir_.pop_back();
 }
 
-std::string image_store::path_for(const std::string& job_id) const {
+std::string image_store::path_for(const std::string& job_id,
+                                  int attempt) const {
   std::string id = checked_id(job_id);
-  return dir_ + "/" + id.substr(0, 2) + "/" + id + ".png";
+  return dir_ + "/" + id.substr(0, 2) + "/" + id + "-" +
+         std::to_string(attempt) + ".png";
 }
 
-artifact image_store::store(const std::string& job_id,
+artifact image_store::store(const std::string& job_id, int attempt,
                             const std::vector<std::uint8_t>& png, int width,
                             int height) {
-  const std::string path = path_for(job_id);
+  const std::string path = path_for(job_id, attempt);
   const std::string shard = dir_ + "/" + job_id.substr(0, 2);
 
   std::error_code error;
@@ -153,6 +155,14 @@ artifact image_store::store(const std::string& job_id,
   result.height = height;
   result.mime = png_mime;
   return result;
+}
+
+bool discard_image(const artifact& image) {
+  if (image.path.empty() || image.uri.rfind("file://", 0) != 0)
+    return true;
+  if (::unlink(image.path.c_str()) == 0 || errno == ENOENT)
+    return true;
+  return false;
 }
 
 }  // namespace imagen

@@ -23,22 +23,36 @@ class image_store {
   /// `dir` is made absolute now; it is created on the first store.
   explicit image_store(std::string dir);
 
-  /// Writes `png` to path_for(job_id): temporary file in the same
-  /// directory, fsync, rename, fsync of the directory. Returns the
+  /// Writes `png` to path_for(job_id, attempt): temporary file in the
+  /// same directory, fsync, rename, fsync of the directory. Returns the
   /// artifact (file:// uri, sha256, size). Throws storage_error, also
   /// when `job_id` is not a canonical UUID.
-  artifact store(const std::string& job_id,
+  artifact store(const std::string& job_id, int attempt,
                  const std::vector<std::uint8_t>& png, int width, int height);
 
-  /// `<dir>/<first 2 chars of id>/<id>.png`. Throws storage_error when
-  /// `job_id` is not a canonical UUID, so no id can leave `dir`.
-  std::string path_for(const std::string& job_id) const;
+  /// `<dir>/<first 2 chars of id>/<id>-<attempt>.png`. Throws
+  /// storage_error when `job_id` is not a canonical UUID, so no id can
+  /// leave `dir`.
+  ///
+  /// DESIGN.md names the file `<id>.png`; the attempt is part of the name
+  /// on purpose. A worker that was frozen past its lease may still finish
+  /// its attempt after another worker completed the job: with one name
+  /// per job its rename would replace the registered image with other
+  /// bytes, and the database fence cannot stop a rename. With one name per
+  /// attempt the late file lands beside it and is removed when its fenced
+  /// write is refused (discard_image).
+  std::string path_for(const std::string& job_id, int attempt) const;
 
   const std::string& dir() const { return dir_; }
 
  private:
   std::string dir_;
 };
+
+/// Removes the file of an image whose outcome was refused by the fence
+/// (a lost lease); an artifact with no local file is left alone. Returns
+/// false when a file was there and could not be removed.
+bool discard_image(const artifact& image);
 
 /// True for 36 characters: hex digits with dashes at 8, 13, 18 and 23.
 bool is_canonical_uuid(const std::string& text);

@@ -124,8 +124,10 @@ TEST(Lease, StoppedWorkerIsRescuedAndItsLateWriteChangesNothing) {
   ASSERT_EQ(registered.size(), 1u);
   EXPECT_EQ(images[0].sha256, registered[0].sha256);
   EXPECT_EQ(images[0].sha256, inspect_png_file(late).sha256);
-  // The file on disk is still the one the database points at.
+  // The file on disk is still the one the database points at, and the
+  // frozen attempt's own file was removed when its write was refused.
   expect_image_matches_file(images[0], env.output_dir());
+  EXPECT_EQ(png_files_under(env.output_dir()).size(), 1u);
 }
 
 }  // namespace

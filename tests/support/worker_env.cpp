@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
@@ -212,7 +213,10 @@ void expect_image_matches_file(const image_row& image,
   auto root = fs::weakly_canonical(output_dir).string() + "/";
   auto where = fs::weakly_canonical(path).string();
   EXPECT_EQ(where.rfind(root, 0), 0u) << where << " is outside " << root;
-  EXPECT_EQ(path.filename().string(), image.job_id + ".png");
+  // One file per attempt: `<job id>-<attempt>.png` (core/image_store.hpp).
+  EXPECT_TRUE(std::regex_match(path.filename().string(),
+                               std::regex(image.job_id + "-[1-9][0-9]*\\.png")))
+      << path;
 
   auto file = inspect_png_file(path);
   ASSERT_TRUE(file.valid) << path << " is not a valid PNG";
