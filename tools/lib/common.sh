@@ -96,10 +96,19 @@ CONF
   say "PostgreSQL started: port=$PG_PORT dir=$PG_DIR"
 }
 
+# pg_stop: stops the server of pg_start and removes its directory. Safe to
+# call from a trap at any point: before pg_start, half way through it (the
+# server may or may not be up yet), or twice.
 pg_stop() {
-  [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR/data" ] || return 0
-  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop \
-    >/dev/null 2>&1 || true
-  rm -rf "$PG_DIR"
+  [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR" ] || return 0
+  local bin run=()
+  if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+    bin=${PG_BIN:-$(pg_bindir)}
+    [ "$(id -u)" -ne 0 ] || run=(runuser -u postgres --)
+    "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop \
+      >/dev/null 2>&1 || true
+  fi
+  # Only ever a directory that pg_start made.
+  case $PG_DIR in /tmp/imagen-pg.*) rm -rf "$PG_DIR" ;; esac
   PG_DIR=""
 }
