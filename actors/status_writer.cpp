@@ -12,6 +12,10 @@ namespace imagen {
 
 namespace {
 
+std::string buffer_key(const job_ref& ref) {
+  return ref.id + "/" + std::to_string(ref.attempt);
+}
+
 void schedule_flush(status_writer_actor* self) {
   if (self->state.flush_scheduled)
     return;
@@ -89,7 +93,9 @@ bool write_finished(status_writer_actor* self) {
   std::vector<buffered_outcome> batch;
   std::vector<buffered_outcome> rest;
   for (auto& entry : st.buffer)
-    (cancelled(entry) ? rest : batch).push_back(entry);
+    (cancelled(entry) || batch.size() >= write_batch_max ? rest : batch)
+        .push_back(std::move(entry));
+  st.buffer = std::move(rest);
   if (batch.empty())
     return true;
 
@@ -100,14 +106,19 @@ bool write_finished(status_writer_actor* self) {
   try {
     results = st.queue->write_outcomes(outcomes);
   } catch (const queue_error& e) {
+    // The batch goes back in front, in its order.
+    batch.insert(batch.end(), std::make_move_iterator(st.buffer.begin()),
+                 std::make_move_iterator(st.buffer.end()));
+    st.buffer = std::move(batch);
     retry_later(self, e, st.buffer.size());
     return false;
   }
 
-  for (std::size_t i = 0; i < batch.size(); ++i)
+  for (std::size_t i = 0; i < batch.size(); ++i) {
     log_written(batch[i],
                 i < results.size() ? results[i] : write_result::applied);
-  st.buffer = std::move(rest);
+    st.buffered.erase(buffer_key(batch[i].result.job));
+  }
   confirm(self, batch);
   return true;
 }
@@ -115,22 +126,31 @@ bool write_finished(status_writer_actor* self) {
 /// Gives cancelled claims back to `pending`; false on a failure.
 bool release_cancelled(status_writer_actor* self) {
   auto& st = self->state;
-  if (st.buffer.empty())
+  std::vector<buffered_outcome> released;
+  std::vector<buffered_outcome> rest;
+  for (auto& entry : st.buffer)
+    (entry.result.failure == failure_kind::cancelled ? released : rest)
+        .push_back(std::move(entry));
+  st.buffer = std::move(rest);
+  if (released.empty())
     return true;
   std::vector<job_ref> refs;
-  for (const auto& entry : st.buffer)
+  for (const auto& entry : released)
     refs.push_back(entry.result.job);
   try {
     st.queue->release(refs);
   } catch (const queue_error& e) {
+    st.buffer.insert(st.buffer.begin(),
+                     std::make_move_iterator(released.begin()),
+                     std::make_move_iterator(released.end()));
     retry_later(self, e, st.buffer.size());
     return false;
   }
-  for (const auto& ref : refs)
+  for (const auto& ref : refs) {
     log::info("job.released", {{"job", ref.id}, {"attempt", ref.attempt}});
-  auto done = std::move(st.buffer);
-  st.buffer.clear();
-  confirm(self, done);
+    st.buffered.erase(buffer_key(ref));
+  }
+  confirm(self, released);
   return true;
 }
 
@@ -142,15 +162,12 @@ caf::behavior status_writer(status_writer_actor* self,
 
   return {
       [=](outcome_atom, const outcome& result, int max_attempts) {
-        auto& buffer = self->state.buffer;
+        auto& st = self->state;
         // A dispatcher re-sends what a replaced writer may have lost; one
         // copy per claim is enough.
-        auto same = [&](const buffered_outcome& e) {
-          return e.result.job == result.job;
-        };
-        if (std::any_of(buffer.begin(), buffer.end(), same))
+        if (!st.buffered.insert(buffer_key(result.job)).second)
           return;
-        buffer.push_back(buffered_outcome{
+        st.buffer.push_back(buffered_outcome{
             result, max_attempts,
             caf::actor_cast<caf::actor>(self->current_sender())});
         schedule_flush(self);
@@ -160,6 +177,10 @@ caf::behavior status_writer(status_writer_actor* self,
         if (!write_finished(self) || !release_cancelled(self))
           return;
         self->state.backoff = std::chrono::milliseconds{0};
+        // More than one batch was waiting: the rest goes next, behind
+        // whatever arrived meanwhile.
+        if (!self->state.buffer.empty())
+          schedule_flush(self);
       },
   };
 }

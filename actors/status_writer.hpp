@@ -19,6 +19,8 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -34,6 +36,9 @@ namespace imagen {
 
 /// First delay after a failed write; doubles per failure.
 constexpr std::chrono::milliseconds write_retry_base{100};
+/// Most outcomes per write transaction: a long backlog is written in
+/// several bounded transactions rather than one that risks the deadline.
+constexpr std::size_t write_batch_max = 1024;
 /// A database that is down is tried at least this often.
 constexpr std::chrono::milliseconds write_retry_cap{5000};
 
@@ -49,6 +54,9 @@ struct status_writer_state {
   static inline const char* name = "status_writer";
   std::unique_ptr<job_queue> queue;
   std::vector<buffered_outcome> buffer;
+  /// `id/attempt` of every claim in `buffer`: a re-sent outcome is found
+  /// without a scan, which at thousands of buffered outcomes dominated.
+  std::unordered_set<std::string> buffered;
   /// A flush is in the mailbox or on the retry timer.
   bool flush_scheduled = false;
   std::chrono::milliseconds backoff{0};
