@@ -17,7 +17,7 @@ spdlog::logger& logger() {
   static std::shared_ptr<spdlog::logger> instance = [] {
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     auto result = std::make_shared<spdlog::logger>("imagen", sink);
-    result->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v",
+    result->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v",
                         spdlog::pattern_time_type::utc);
     result->flush_on(spdlog::level::trace);
     return result;
@@ -83,7 +83,7 @@ void write(spdlog::level::level_enum level, std::string_view event,
 void set_format(format f) {
   current_format = f;
   if (f == format::json)
-    logger().set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l",%v})",
+    logger().set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%v})",
                          spdlog::pattern_time_type::utc);
 }
 
