@@ -72,9 +72,31 @@ void sync_directory(const std::string& dir) {
     fail("cannot fsync directory", dir, errno);
 }
 
+/// `text` for an error message: printable ASCII as is, other bytes as
+/// \xNN, at most 64 bytes of it. The message ends up in a text column,
+/// which refuses NUL bytes and invalid UTF-8.
+std::string shown(const std::string& text) {
+  constexpr std::size_t limit = 64;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < limit; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0x0f];
+    }
+  }
+  if (text.size() > limit)
+    out += "...";
+  return out;
+}
+
 std::string checked_id(const std::string& job_id) {
   if (!is_canonical_uuid(job_id))
-    throw storage_error("job id \"" + job_id +
+    throw storage_error("job id \"" + shown(job_id) +
                         "\" is not a canonical UUID; refusing to store");
   return job_id;
 }
