@@ -1,0 +1,260 @@
+// image_store: <id>-<attempt>.png sharded under the output directory, written
+// atomically, described by a correct artifact; hostile ids never leave
+// the directory; an unwritable directory is a storage_error.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "core/image_store.hpp"
+#include "core/png.hpp"
+#include "core/sha256.hpp"
+#include "tests/support/process.hpp"
+
+namespace imagen {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string job_id = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+
+std::vector<std::uint8_t> some_png(int width = 16, int height = 8) {
+  std::vector<std::uint8_t> rgb(static_cast<std::size_t>(width) *
+                                static_cast<std::size_t>(height) * 3);
+  for (std::size_t i = 0; i < rgb.size(); ++i)
+    rgb[i] = static_cast<std::uint8_t>(i * 31);
+  return encode_png(width, height, rgb);
+}
+
+std::vector<std::uint8_t> file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Every regular file under `root`, as paths relative to it.
+std::vector<std::string> files_under(const fs::path& root) {
+  std::vector<std::string> found;
+  if (!fs::exists(root))
+    return found;
+  for (const auto& entry : fs::recursive_directory_iterator(root))
+    if (!entry.is_directory())
+      found.push_back(fs::relative(entry.path(), root).string());
+  return found;
+}
+
+class image_store_test : public ::testing::Test {
+ protected:
+  /// The storage_error message of storing under `id`; fails the test when
+  /// the store succeeds.
+  std::string store_error(image_store& store, const std::string& id) {
+    try {
+      store.store(id, 1, some_png(), 16, 8);
+    } catch (const storage_error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "stored an image for job id \"" << id << "\"";
+    return "";
+  }
+
+  test::temp_dir root_{"imagen-store-test"};
+  fs::path out_ = root_.path() / "out" / "images";
+};
+
+TEST_F(image_store_test, writes_the_id_png_in_a_shard_under_the_dir) {
+  image_store store{out_.string()};
+  auto png = some_png();
+  auto a = store.store(job_id, 1, png, 16, 8);
+
+  const fs::path expected = out_ / "3f" / (job_id + "-1.png");
+  EXPECT_EQ(a.path, expected.string());
+  EXPECT_EQ(store.path_for(job_id, 1), expected.string());
+  ASSERT_TRUE(fs::is_regular_file(expected));
+  EXPECT_EQ(file_bytes(expected), png);
+  // Nothing else: no temporary file is left beside it.
+  EXPECT_EQ(files_under(out_),
+            std::vector<std::string>{"3f/" + job_id + "-1.png"});
+}
+
+TEST_F(image_store_test, the_artifact_describes_the_file) {
+  image_store store{out_.string()};
+  auto png = some_png(24, 16);
+  auto a = store.store(job_id, 1, png, 24, 16);
+
+  auto on_disk = file_bytes(a.path);
+  EXPECT_EQ(a.uri, "file://" + a.path);
+  EXPECT_EQ(a.sha256, sha256_hex(on_disk.data(), on_disk.size()));
+  EXPECT_EQ(a.bytes, static_cast<std::int64_t>(on_disk.size()));
+  EXPECT_EQ(a.bytes, static_cast<std::int64_t>(fs::file_size(a.path)));
+  EXPECT_EQ(a.width, 24);
+  EXPECT_EQ(a.height, 16);
+  EXPECT_EQ(a.mime, "image/png");
+}
+
+TEST_F(image_store_test, a_relative_dir_becomes_absolute_and_normal) {
+  const fs::path previous = fs::current_path();
+  fs::current_path(root_.path());
+  image_store store{"./var//images/../images/"};
+  fs::current_path(previous);
+
+  const fs::path expected = fs::canonical(root_.path()) / "var" / "images";
+  EXPECT_EQ(store.dir(), expected.string());
+  auto a = store.store(job_id, 1, some_png(), 16, 8);
+  EXPECT_TRUE(fs::path(a.path).is_absolute()) << a.path;
+  EXPECT_EQ(a.uri,
+            "file://" + (expected / "3f" / (job_id + "-1.png")).string());
+  EXPECT_TRUE(fs::is_regular_file(a.path));
+}
+
+TEST_F(image_store_test, storing_again_replaces_the_file_whole) {
+  image_store store{out_.string()};
+  store.store(job_id, 1, some_png(64, 64), 64, 64);
+  auto smaller = some_png(8, 8);
+  auto a = store.store(job_id, 1, smaller, 8, 8);
+  EXPECT_EQ(file_bytes(a.path), smaller);
+  EXPECT_EQ(files_under(out_).size(), 1u);
+}
+
+TEST_F(image_store_test, each_attempt_has_its_own_file) {
+  // A late attempt must not replace the file an earlier one registered.
+  image_store store{out_.string()};
+  auto first_png = some_png(16, 8);
+  auto second_png = some_png(8, 8);
+  auto first = store.store(job_id, 1, first_png, 16, 8);
+  auto second = store.store(job_id, 2, second_png, 8, 8);
+  EXPECT_NE(first.path, second.path);
+  EXPECT_EQ(second.path, (out_ / "3f" / (job_id + "-2.png")).string());
+  EXPECT_EQ(file_bytes(first.path), first_png);
+  EXPECT_EQ(file_bytes(second.path), second_png);
+}
+
+TEST_F(image_store_test, discard_removes_the_file_and_only_that_file) {
+  image_store store{out_.string()};
+  auto kept = store.store(job_id, 1, some_png(), 16, 8);
+  auto discarded = store.store(job_id, 2, some_png(), 16, 8);
+  EXPECT_TRUE(discard_image(discarded));
+  EXPECT_FALSE(fs::exists(discarded.path));
+  EXPECT_TRUE(fs::is_regular_file(kept.path));
+  // Already gone is not an error.
+  EXPECT_TRUE(discard_image(discarded));
+}
+
+TEST_F(image_store_test, discard_leaves_an_artifact_without_a_file_alone) {
+  const fs::path bystander = root_.path() / "bystander.png";
+  test::write_file(bystander, "x");
+  artifact unstored;
+  unstored.uri = "null:" + job_id;
+  unstored.path = bystander.string();
+  EXPECT_TRUE(discard_image(unstored));
+  EXPECT_TRUE(fs::exists(bystander));
+  EXPECT_TRUE(discard_image(artifact{}));
+}
+
+TEST_F(image_store_test, ids_sharing_a_prefix_share_a_shard) {
+  image_store store{out_.string()};
+  const std::string other = "3f000000-0000-4000-8000-000000000000";
+  const std::string elsewhere = "a0000000-0000-4000-8000-000000000000";
+  store.store(job_id, 1, some_png(), 16, 8);
+  store.store(other, 1, some_png(), 16, 8);
+  store.store(elsewhere, 1, some_png(), 16, 8);
+  EXPECT_TRUE(fs::is_regular_file(out_ / "3f" / (other + "-1.png")));
+  EXPECT_TRUE(fs::is_regular_file(out_ / "a0" / (elsewhere + "-1.png")));
+  EXPECT_EQ(files_under(out_).size(), 3u);
+}
+
+TEST_F(image_store_test, hostile_job_ids_are_refused_and_write_nothing) {
+  image_store store{out_.string()};
+  const std::vector<std::string> hostile = {
+      "",
+      "../../../../tmp/imagen-escape",
+      "../" + job_id.substr(3),
+      "/etc/passwd",
+      "3f/../../../../../../../tmp/x",
+      "3fa85f64-5717-4562-b3fc-2c963f66af/6",
+      "3fa85f64-5717-4562-b3fc-2c963f66a..",
+      "3fa85f64/5717-4562-b3fc-2c963f66afa6",
+      "3fa85f64-5717-4562-b3fc-2c963f66afa6/",
+      "..",
+      std::string{"3fa85f64-5717-4562-b3fc-2c963f66afa\0", 36},
+      "3fa85f64-5717-4562-b3fc-2c963f66afa6.png",
+      "3fa85f64 5717-4562-b3fc-2c963f66afa6",
+      "g3a85f64-5717-4562-b3fc-2c963f66afa6",
+  };
+  for (const auto& id : hostile) {
+    auto error = store_error(store, id);
+    EXPECT_NE(error.find("not a canonical UUID"), std::string::npos)
+        << "id \"" << id << "\": " << error;
+    EXPECT_THROW(store.path_for(id, 1), storage_error) << id;
+  }
+  EXPECT_EQ(files_under(root_.path()), std::vector<std::string>{});
+}
+
+TEST_F(image_store_test, a_refused_id_is_shown_safely_in_the_message) {
+  // The message becomes the job's error text: no NUL, no invalid UTF-8,
+  // no unbounded length.
+  image_store store{out_.string()};
+  auto error = store_error(store, std::string{"ab\0\xff/..", 7});
+  EXPECT_NE(error.find("\"ab\\x00\\xff/..\""), std::string::npos) << error;
+  error = store_error(store, std::string(10000, 'a'));
+  EXPECT_LT(error.size(), 200u) << error;
+}
+
+TEST_F(image_store_test, canonical_uuids_are_recognised) {
+  EXPECT_TRUE(is_canonical_uuid(job_id));
+  EXPECT_TRUE(is_canonical_uuid("00000000-0000-0000-0000-000000000000"));
+  EXPECT_TRUE(is_canonical_uuid("ABCDEF01-2345-6789-abcd-ef0123456789"));
+  EXPECT_FALSE(is_canonical_uuid("3fa85f6457174562b3fc2c963f66afa6"));
+  EXPECT_FALSE(is_canonical_uuid("{3fa85f64-5717-4562-b3fc-2c963f66afa6}"));
+  EXPECT_FALSE(is_canonical_uuid("3fa85f64-5717-4562-b3fc-2c963f66afa"));
+  EXPECT_FALSE(is_canonical_uuid("3fa85f64-5717-4562-b3fc-2c963f66afa6a"));
+  EXPECT_FALSE(is_canonical_uuid("3fa85f64-5717-4562-b3fc_2c963f66afa6"));
+  EXPECT_FALSE(is_canonical_uuid("3fa85f64-5717-4562-b3fc-2c963f66afaz"));
+}
+
+TEST_F(image_store_test,
+       an_output_dir_under_a_regular_file_is_a_storage_error) {
+  // Works as root too: no permission bit can make a file a directory.
+  const fs::path blocker = root_.path() / "not-a-directory";
+  test::write_file(blocker, "plain file\n");
+  image_store store{(blocker / "images").string()};
+
+  auto error = store_error(store, job_id);
+  EXPECT_NE(error.find("cannot create directory"), std::string::npos) << error;
+  EXPECT_NE(error.find((blocker / "images" / "3f").string()), std::string::npos)
+      << error;
+  EXPECT_EQ(test::read_file(blocker), "plain file\n");
+}
+
+TEST_F(image_store_test, a_final_name_taken_by_a_directory_fails_cleanly) {
+  // rename() cannot replace a directory with a file: the store fails after
+  // the temporary file was written, and must remove it again.
+  image_store store{out_.string()};
+  const fs::path final_path = out_ / "3f" / (job_id + "-1.png");
+  fs::create_directories(final_path / "occupied");
+
+  auto error = store_error(store, job_id);
+  EXPECT_NE(error.find("cannot rename"), std::string::npos) << error;
+  EXPECT_NE(error.find(final_path.string()), std::string::npos) << error;
+  EXPECT_EQ(files_under(out_), std::vector<std::string>{});
+  EXPECT_TRUE(fs::is_directory(final_path / "occupied"));
+}
+
+TEST_F(image_store_test, an_unwritable_shard_is_a_storage_error_as_non_root) {
+  if (::geteuid() == 0)
+    GTEST_SKIP() << "root ignores directory permissions; the regular-file "
+                    "test covers this case";
+  image_store store{out_.string()};
+  fs::create_directories(out_ / "3f");
+  fs::permissions(out_ / "3f", fs::perms::owner_read | fs::perms::owner_exec);
+  auto error = store_error(store, job_id);
+  fs::permissions(out_ / "3f", fs::perms::owner_all);
+  EXPECT_NE(error.find("cannot create"), std::string::npos) << error;
+  EXPECT_EQ(files_under(out_), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace imagen
