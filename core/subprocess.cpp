@@ -24,6 +24,9 @@ using std::chrono::milliseconds;
 /// How often the cancel flag is looked at while the child runs.
 constexpr milliseconds cancel_check{50};
 
+/// Reads of 64 KiB between two looks at the clock and the cancel flag.
+constexpr int max_reads_per_wakeup = 16;
+
 /// Owns one file descriptor.
 class descriptor {
  public:
@@ -139,10 +142,13 @@ class child_process {
   }
 
   void read_output() {
-    // Reads until the pipe is empty so that a flooding child never blocks
-    // on a full pipe; only the tail is kept.
+    // Empties the pipe so that a flooding child never blocks on a full
+    // one; only the tail is kept. The number of reads is bounded: writers that
+    // refill the pipe as fast as it is read (several processes of the group on
+    // other cores) must not keep the caller from looking at the deadline and
+    // the cancel flag. poll() reports the rest at once.
     char buffer[65536];
-    for (;;) {
+    for (int reads = 0; reads < max_reads_per_wakeup; ++reads) {
       ssize_t n = ::read(output_.get(), buffer, sizeof buffer);
       if (n > 0) {
         tail_.append(buffer, static_cast<std::size_t>(n));
