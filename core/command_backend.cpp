@@ -13,6 +13,7 @@
 
 #include "core/png.hpp"
 #include "core/subprocess.hpp"
+#include "core/validation.hpp"
 
 extern char** environ;
 
@@ -41,6 +42,8 @@ std::string show_duration(milliseconds d) {
 
 /// The output tail goes into a text column and a JSON document: keep it
 /// valid UTF-8 without control characters other than newline and tab.
+/// Anything PostgreSQL would refuse (a cut, overlong or surrogate
+/// sequence) becomes '?', or the whole outcome could never be written.
 std::string printable_tail(const std::string& raw) {
   std::string text;
   text.reserve(raw.size());
@@ -48,26 +51,20 @@ std::string printable_tail(const std::string& raw) {
   // A cut at the start of the tail may land inside a character.
   while (i < raw.size() && (static_cast<unsigned char>(raw[i]) & 0xc0) == 0x80)
     ++i;
-  for (; i < raw.size(); ++i) {
-    auto c = static_cast<unsigned char>(raw[i]);
-    if (c < 0x80) {
-      bool keep = c >= 0x20 || c == '\n' || c == '\t';
-      text += keep && c != 0x7f ? static_cast<char>(c) : '?';
-      continue;
-    }
-    int extra = (c & 0xe0) == 0xc0   ? 1
-                : (c & 0xf0) == 0xe0 ? 2
-                : (c & 0xf8) == 0xf0 ? 3
-                                     : -1;
-    bool valid = extra > 0 && i + static_cast<std::size_t>(extra) < raw.size();
-    for (int k = 1; valid && k <= extra; ++k)
-      valid = (static_cast<unsigned char>(raw[i + k]) & 0xc0) == 0x80;
-    if (!valid) {
+  while (i < raw.size()) {
+    const std::size_t start = i;
+    auto cp = next_code_point(raw, i);
+    if (!cp) {
       text += '?';
+      ++i;
       continue;
     }
-    text.append(raw, i, static_cast<std::size_t>(extra) + 1);
-    i += static_cast<std::size_t>(extra);
+    if (*cp < 0x80) {
+      bool keep = (*cp >= 0x20 && *cp != 0x7f) || *cp == '\n' || *cp == '\t';
+      text += keep ? static_cast<char>(*cp) : '?';
+      continue;
+    }
+    text.append(raw, start, i - start);
   }
   auto end = text.find_last_not_of(" \t\n");
   text.erase(end == std::string::npos ? 0 : end + 1);

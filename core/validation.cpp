@@ -6,42 +6,6 @@ namespace imagen {
 
 namespace {
 
-/// Decodes the code point starting at `text[i]` and advances `i`; returns
-/// nothing for a malformed, overlong or surrogate sequence.
-std::optional<std::uint32_t> next_code_point(const std::string& text,
-                                             std::size_t& i) {
-  auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(text[k]); };
-  std::uint8_t lead = byte(i);
-  if (lead < 0x80) {
-    ++i;
-    return lead;
-  }
-  int extra = 0;
-  std::uint32_t cp = 0;
-  std::uint32_t min = 0;
-  if ((lead & 0xe0) == 0xc0) {
-    extra = 1, cp = lead & 0x1f, min = 0x80;
-  } else if ((lead & 0xf0) == 0xe0) {
-    extra = 2, cp = lead & 0x0f, min = 0x800;
-  } else if ((lead & 0xf8) == 0xf0) {
-    extra = 3, cp = lead & 0x07, min = 0x10000;
-  } else {
-    return std::nullopt;
-  }
-  if (i + extra >= text.size())
-    return std::nullopt;
-  for (int k = 1; k <= extra; ++k) {
-    std::uint8_t next = byte(i + k);
-    if ((next & 0xc0) != 0x80)
-      return std::nullopt;
-    cp = (cp << 6) | (next & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    return std::nullopt;
-  i += extra + 1;
-  return cp;
-}
-
 bool is_space(std::uint32_t cp) {
   switch (cp) {
     case 0x09:
@@ -105,6 +69,40 @@ std::optional<std::string> check_prompt(const std::string& prompt,
 }
 
 }  // namespace
+
+std::optional<std::uint32_t> next_code_point(const std::string& text,
+                                             std::size_t& i) {
+  auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(text[k]); };
+  std::uint8_t lead = byte(i);
+  if (lead < 0x80) {
+    ++i;
+    return lead;
+  }
+  int extra = 0;
+  std::uint32_t cp = 0;
+  std::uint32_t min = 0;
+  if ((lead & 0xe0) == 0xc0) {
+    extra = 1, cp = lead & 0x1f, min = 0x80;
+  } else if ((lead & 0xf0) == 0xe0) {
+    extra = 2, cp = lead & 0x0f, min = 0x800;
+  } else if ((lead & 0xf8) == 0xf0) {
+    extra = 3, cp = lead & 0x07, min = 0x10000;
+  } else {
+    return std::nullopt;
+  }
+  if (i + extra >= text.size())
+    return std::nullopt;
+  for (int k = 1; k <= extra; ++k) {
+    std::uint8_t next = byte(i + k);
+    if ((next & 0xc0) != 0x80)
+      return std::nullopt;
+    cp = (cp << 6) | (next & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return std::nullopt;
+  i += extra + 1;
+  return cp;
+}
 
 std::optional<std::size_t> utf8_length(const std::string& text) {
   std::size_t length = 0;
