@@ -104,6 +104,10 @@ std::vector<std::string> environment(const command_spec& spec,
     if (eq != std::string::npos)
       merged[text.substr(0, eq)] = text.substr(eq + 1);
   }
+  // A CPU slot is bound to no device. Without this a worker started with
+  // GPUs visible would let every CPU slot's command pick GPU 0 on its
+  // own; an operator who wants that says so in the backend's env table.
+  merged["CUDA_VISIBLE_DEVICES"] = "";
   for (const auto& [key, value] : spec.env)
     merged[key] = value;
   if (where.gpu)

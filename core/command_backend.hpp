@@ -19,7 +19,9 @@ struct command_spec {
   std::vector<std::string> argv;
   /// Zero or less: no own limit, the worker's job_timeout applies.
   std::chrono::milliseconds timeout{0};
-  /// Added to (and overriding) the worker's environment.
+  /// Added to (and overriding) the worker's environment. The slot's GPU
+  /// is then set as CUDA_VISIBLE_DEVICES; a CPU slot gets it empty unless
+  /// this table names a value.
   std::map<std::string, std::string> env;
   /// Where {output} files are made and removed again.
   std::string scratch_dir;
