@@ -210,8 +210,10 @@ generation command_backend::generate(
     const job& j, const slot_context& where,
     std::chrono::steady_clock::time_point deadline) {
   auto start = std::chrono::steady_clock::now();
-  milliseconds limit =
-      std::chrono::duration_cast<milliseconds>(deadline - start);
+  // Rounded up: the pipeline set the deadline a moment ago from the
+  // configured job_timeout, and "timed out after 5m" is what the operator
+  // configured, not "4m59.999s" truncated to 299999ms.
+  milliseconds limit = std::chrono::ceil<milliseconds>(deadline - start);
   if (auto own = timeout(); own && *own < limit) {
     limit = *own;
     deadline = start + *own;
