@@ -3,6 +3,7 @@
 // 2 bad usage or configuration, 1 a runtime failure.
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -419,6 +420,10 @@ int run_cli(int argc, char** argv) {
 }  // namespace imagen
 
 int main(int argc, char** argv) {
+  // A log reader that goes away (`run 2>&1 | head`) must not kill the
+  // worker with SIGPIPE and strand its claims until the lease runs out;
+  // a failed write to stderr is dropped instead.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     return imagen::run_cli(argc, argv);
   } catch (const std::exception& e) {
