@@ -163,14 +163,6 @@ void pg_connection::connect_until(clock::time_point until) {
                                   std::end(keepalive_values));
   keys.push_back("application_name");
   values.push_back(settings_.application_name.c_str());
-  // Every batch statement joins unnest($ids) with imagen.jobs. After five
-  // executions PostgreSQL may switch a prepared statement to a generic
-  // plan, which cannot see the array's length and, trusting statistics
-  // taken while no row was running, loops over every running row for every
-  // id: a 14,000-outcome write took over ten seconds. A custom plan per
-  // execution costs a fraction of a millisecond and sees the real sizes.
-  keys.push_back("options");
-  values.push_back("-c plan_cache_mode=force_custom_plan");
   if (!settings_.url.empty()) {
     keys.push_back("dbname");
     values.push_back(settings_.url.c_str());

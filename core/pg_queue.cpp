@@ -77,7 +77,15 @@ struct ref_arrays {
 class transaction {
  public:
   explicit transaction(pg_connection& connection) : connection_(connection) {
-    connection_.run_script("begin", "BEGIN");
+    // The fenced statements join unnest($ids) with imagen.jobs. After five
+    // executions PostgreSQL may give a prepared statement a generic plan,
+    // which cannot see the array's length and, trusting statistics taken
+    // while no row was running, loops over every running row for every
+    // id: one write of 14,000 buffered outcomes ran past its 10 s
+    // deadline. Inside these transactions every plan is a custom one; the
+    // claim outside keeps its cheap cached plan.
+    connection_.run_script(
+        "begin", "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan");
   }
 
   ~transaction() {
@@ -291,6 +299,19 @@ int pg_queue::release(const std::vector<job_ref>& jobs) {
       sql::release,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
   return rows.size();
+}
+
+int pg_queue::requeue_orphans(const std::vector<job_ref>& keep,
+                              const std::string& reason) {
+  array_literal keep_ids;
+  for (const auto& ref : keep) {
+    keep_ids.add_text(ref.id);
+  }
+  auto max_attempts = std::to_string(default_max_attempts_);
+  auto rows = connection_->execute(sql::requeue_orphans,
+                                   {worker_id_.c_str(), keep_ids.c_str(),
+                                    max_attempts.c_str(), reason.c_str()});
+  return rows.size() == 0 ? 0 : static_cast<int>(rows.int64(0, 0));
 }
 
 std::optional<std::chrono::milliseconds> pg_queue::next_pending_delay() {
