@@ -29,6 +29,8 @@ class pg_queue final : public job_queue {
   std::vector<job_ref> heartbeat(const std::vector<job_ref>& jobs) override;
   int rescue_expired(std::chrono::milliseconds lease) override;
   int release(const std::vector<job_ref>& jobs) override;
+  int requeue_orphans(const std::vector<job_ref>& keep,
+                      const std::string& reason) override;
   std::optional<std::chrono::milliseconds> next_pending_delay() override;
 
   const std::string& worker_id() const { return worker_id_; }

@@ -63,6 +63,16 @@ class job_queue {
   /// attempt (shutdown); returns how many rows were released.
   virtual int release(const std::vector<job_ref>& jobs) = 0;
 
+  /// Returns every row that this worker holds as `running`, except the
+  /// claims in `keep`, to `pending` with the attempt counted (to `failed`
+  /// when its attempts are used up), recording `reason` in `errors`;
+  /// returns how many rows were moved. A restarted dispatcher calls it for
+  /// the claims its predecessor took down with it, which would otherwise
+  /// sit `running` until their lease expired. Other workers' rows are
+  /// never touched.
+  virtual int requeue_orphans(const std::vector<job_ref>& keep,
+                              const std::string& reason) = 0;
+
   /// How long until the earliest pending row becomes runnable (zero when
   /// one already is); empty when no row is pending. `--exit-when-idle`
   /// uses it so that a drain also waits for the retries it scheduled.

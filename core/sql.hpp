@@ -172,6 +172,42 @@ woke AS (
    WHERE status = 'pending' LIMIT 1)
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM woke))"};
 
+/// $1 worker id, $2 uuid[] ids to keep, $3 default max_attempts, $4 the
+/// reason. Moves the rows this worker holds as running, except those in
+/// $2, back to pending with the attempt counted (or to failed when their
+/// attempts are used up), like rescue_expired. Locks in id order, as the
+/// write-back does, and waits for a write in progress rather than skipping
+/// it: a row that the write finished is no longer running. Returns the
+/// number of rows moved.
+inline constexpr prepared_statement requeue_orphans{"imagen_requeue_orphans",
+                                                    R"(
+WITH orphaned AS (
+  SELECT id, attempt < coalesce(max_attempts, $3::int) AS retry,
+         CASE WHEN attempt < coalesce(max_attempts, $3::int) THEN $4::text
+           ELSE 'abandoned after ' || attempt || ' attempts: ' || $4::text
+         END AS message
+    FROM imagen.jobs
+   WHERE status = 'running' AND claimed_by = $1 AND id <> ALL($2::uuid[])
+   ORDER BY id
+     FOR UPDATE),
+moved AS (
+  UPDATE imagen.jobs AS j
+     SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
+         run_after = CASE WHEN o.retry THEN now() ELSE j.run_after END,
+         completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,
+         claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,
+         heartbeat_at = NULL,
+         error = o.message,
+         errors = j.errors || jsonb_build_array(jsonb_build_object(
+           'attempt', j.attempt, 'at', now(), 'message', o.message))
+    FROM orphaned AS o
+   WHERE j.id = o.id
+  RETURNING j.status),
+woke AS (
+  SELECT pg_notify('imagen_jobs', '') FROM moved
+   WHERE status = 'pending' LIMIT 1)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM woke))"};
+
 /// $1 owner, $2 prompt, $3 backend, $4 model, $5 style, $6 width,
 /// $7 height, $8 steps, $9 seed or NULL, $10 count, $11 priority. One
 /// statement for every row; returns the ids in row order.
