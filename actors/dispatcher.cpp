@@ -16,6 +16,10 @@ namespace imagen {
 
 using std::chrono::milliseconds;
 
+/// Why a row went back to `pending` without an outcome (in its errors).
+constexpr const char* orphan_reason =
+    "worker's dispatcher restarted: the claim was abandoned";
+
 dispatcher_state::~dispatcher_state() {
   for (auto& slot : slots) {
     if (slot.cancel)
@@ -109,6 +113,19 @@ bool wait_for_retries(dispatcher_actor* self) {
   return false;
 }
 
+/// Gives back what this worker holds but no longer knows: the claims of a
+/// dispatcher that failed. Throws queue_error like a claim.
+void requeue_orphans(dispatcher_actor* self) {
+  auto& st = self->state;
+  std::vector<job_ref> keep;
+  for (const auto& [id, record] : st.claims)
+    keep.push_back(ref_of(record.claimed));
+  auto moved = st.queue->requeue_orphans(keep, orphan_reason);
+  st.orphans_requeued = true;
+  if (moved > 0)
+    log::warn("jobs.requeued_orphans", {{"jobs", moved}});
+}
+
 void claim(dispatcher_actor* self) {
   auto& st = self->state;
   st.claim_scheduled = false;
@@ -120,6 +137,8 @@ void claim(dispatcher_actor* self) {
 
   std::vector<job> batch;
   try {
+    if (!st.orphans_requeued)
+      requeue_orphans(self);
     batch = st.queue->claim_batch(idle);
   } catch (const queue_error& e) {
     if (!e.transient())

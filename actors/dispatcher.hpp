@@ -19,8 +19,12 @@
 // writes still cannot be done `db_timeout` later, stop anyway with an
 // error: the leases then expire and other workers rescue the rows.
 //
-// A dispatcher that fails abandons its claims to that same rescue, and
-// sets its slots' cancel flags so that their jobs stop early.
+// A dispatcher that fails sets its slots' cancel flags so that their jobs
+// stop early, and loses track of its claims. Its successor therefore
+// starts by returning every row this worker holds as `running` (and does
+// not know) to `pending`, with the attempt counted, before it claims
+// anything: the jobs run again at once instead of waiting for their lease
+// to expire. On a first start that finds nothing.
 //
 // Protocol (what the dispatcher accepts):
 //   wake_atom                        something may be runnable
@@ -92,6 +96,9 @@ struct dispatcher_state {
   std::vector<slot_record> slots;
   /// Keyed by job id: a worker holds at most one attempt of a job.
   std::map<std::string, claim_record> claims;
+  /// The rows a failed predecessor held were given back (before the first
+  /// claim; retried with it while the database cannot be reached).
+  bool orphans_requeued = false;
   bool claim_scheduled = false;
   bool last_claim_full = false;
   bool last_claim_empty = false;

@@ -3,6 +3,7 @@
 // object that the test keeps, and follows a script the test sets there.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/job.hpp"
@@ -23,7 +25,13 @@ struct fake_queue_state {
   /// Runnable jobs, claimed from the front.
   std::deque<job> runnable;
   std::vector<int> claim_limits;
+  /// The next claims throw a transient queue_error (a lost connection).
   int failing_claims = 0;
+  /// The next claims throw a permanent queue_error: the dispatcher fails.
+  int broken_claims = 0;
+  /// Claims that no write, release or requeue has finished yet: the rows
+  /// this worker holds as `running`.
+  std::vector<job> held;
   /// Every call to write_outcomes, failed ones included.
   int write_calls = 0;
   int failing_writes = 0;
@@ -36,6 +44,15 @@ struct fake_queue_state {
   std::vector<job_ref> lose_on_heartbeat;
   std::vector<std::chrono::milliseconds> rescues;
   std::vector<std::vector<job_ref>> releases;
+  /// Every requeue_orphans call: what it was told to keep, and why.
+  struct requeue_call {
+    std::vector<job_ref> keep;
+    std::string reason;
+    std::vector<job_ref> moved;
+  };
+  std::vector<requeue_call> requeues;
+  /// The next requeue_orphans calls throw a transient queue_error.
+  int failing_requeues = 0;
   /// What next_pending_delay() answers: rows pending but not runnable yet.
   std::optional<std::chrono::milliseconds> next_pending;
   int next_pending_calls = 0;
@@ -46,6 +63,21 @@ struct fake_queue_state {
     for (const auto& batch : writes)
       n += batch.size();
     return n;
+  }
+
+  /// How many written outcomes are for the claim `ref`.
+  std::size_t times_written(const job_ref& ref) const {
+    std::size_t n = 0;
+    for (const auto& batch : writes)
+      for (const auto& o : batch)
+        n += o.job == ref ? 1 : 0;
+    return n;
+  }
+
+  void finish(const job_ref& ref) {
+    held.erase(std::remove_if(held.begin(), held.end(),
+                              [&](const job& j) { return ref_of(j) == ref; }),
+               held.end());
   }
 };
 
@@ -62,11 +94,16 @@ class fake_queue : public job_queue {
       --state_->failing_claims;
       throw queue_error("connection lost while claiming", true);
     }
+    if (state_->broken_claims > 0) {
+      --state_->broken_claims;
+      throw queue_error("relation imagen.jobs does not exist", false);
+    }
     std::vector<job> batch;
     while (static_cast<int>(batch.size()) < limit &&
            !state_->runnable.empty()) {
       batch.push_back(state_->runnable.front());
       state_->runnable.pop_front();
+      state_->held.push_back(batch.back());
     }
     return batch;
   }
@@ -80,10 +117,14 @@ class fake_queue : public job_queue {
     }
     state_->writes.push_back(outcomes);
     std::vector<write_result> results;
-    for (const auto& o : outcomes)
-      results.push_back(state_->foreign_rows.count(o.job.id)
-                            ? write_result::lost_lease
-                            : write_result::applied);
+    for (const auto& o : outcomes) {
+      if (state_->foreign_rows.count(o.job.id)) {
+        results.push_back(write_result::lost_lease);
+        continue;
+      }
+      results.push_back(write_result::applied);
+      state_->finish(o.job);
+    }
     return results;
   }
 
@@ -103,7 +144,33 @@ class fake_queue : public job_queue {
       throw queue_error("connection lost while releasing", true);
     }
     state_->releases.push_back(jobs);
+    for (const auto& ref : jobs)
+      state_->finish(ref);
     return static_cast<int>(jobs.size());
+  }
+
+  /// Puts every held claim not in `keep` back at the front of `runnable`,
+  /// with the attempt its next claim will have.
+  int requeue_orphans(const std::vector<job_ref>& keep,
+                      const std::string& reason) override {
+    if (state_->failing_requeues > 0) {
+      --state_->failing_requeues;
+      throw queue_error("connection lost while requeueing", true);
+    }
+    fake_queue_state::requeue_call call{keep, reason, {}};
+    std::vector<job> still_held;
+    for (auto& j : state_->held) {
+      if (std::find(keep.begin(), keep.end(), ref_of(j)) != keep.end()) {
+        still_held.push_back(j);
+        continue;
+      }
+      call.moved.push_back(ref_of(j));
+      ++j.attempt;
+      state_->runnable.push_front(j);
+    }
+    state_->held = std::move(still_held);
+    state_->requeues.push_back(std::move(call));
+    return static_cast<int>(state_->requeues.back().moved.size());
   }
 
   std::optional<std::chrono::milliseconds> next_pending_delay() override {

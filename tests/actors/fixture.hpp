@@ -3,8 +3,13 @@
 // about (3 CPU slots, lease 60 s, poll 5 s, grace 10 s).
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -26,6 +31,55 @@
 namespace imagen::testing {
 
 using namespace std::chrono_literals;
+
+/// Records every `written` confirmation it receives; the tests send
+/// outcomes to a status writer in its name with caf::send_as.
+inline caf::behavior written_recorder(
+    caf::event_based_actor*,
+    std::shared_ptr<std::vector<std::vector<job_ref>>> confirmed) {
+  return {
+      [=](written_atom, const std::vector<job_ref>& refs) {
+        confirmed->push_back(refs);
+      },
+  };
+}
+
+/// Sends what is written to stderr (where the log goes) into a temporary
+/// file while it lives, so that a test can read which events were logged.
+class stderr_capture {
+ public:
+  stderr_capture() : file_(std::tmpfile()) {
+    std::fflush(stderr);
+    saved_ = ::dup(STDERR_FILENO);
+    ::dup2(::fileno(file_), STDERR_FILENO);
+  }
+
+  ~stderr_capture() {
+    std::fflush(stderr);
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+    std::fclose(file_);
+  }
+
+  stderr_capture(const stderr_capture&) = delete;
+  stderr_capture& operator=(const stderr_capture&) = delete;
+
+  /// Everything written so far.
+  std::string text() const {
+    std::fflush(stderr);
+    std::string result;
+    std::rewind(file_);
+    char buffer[4096];
+    std::size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, file_)) > 0)
+      result.append(buffer, n);
+    return result;
+  }
+
+ private:
+  std::FILE* file_;
+  int saved_ = -1;
+};
 
 /// Keeps the exit reason of the actor it watches.
 inline caf::behavior exit_watcher(
@@ -102,11 +156,40 @@ struct actor_fixture : test_coordinator_fixture<> {
     return keep(sys.spawn(supervisor, cfg, parts(), mode));
   }
 
+  /// Runs every message except those of the `held` actors, without moving
+  /// the clock: a slot that is held is a slot busy with its job.
+  std::size_t run_except(const std::vector<caf::actor>& held) {
+    std::vector<caf::resumable*> skip;
+    for (const auto& a : held)
+      skip.push_back(dynamic_cast<caf::resumable*>(
+          caf::actor_cast<caf::abstract_actor*>(a)));
+    return sched.run_jobs_filtered([&](caf::resumable* job) {
+      return std::find(skip.begin(), skip.end(), job) == skip.end();
+    });
+  }
+
+  /// Moves the clock by `d` and runs what that set off.
+  void advance_and_run(caf::timespan d,
+                       const std::vector<caf::actor>& held = {}) {
+    advance_time(d);
+    run_except(held);
+  }
+
+  /// The slots of dispatcher `d`, in index order.
+  std::vector<caf::actor> slots_of(const caf::actor& d) {
+    std::vector<caf::actor> result;
+    for (const auto& s : state_of_dispatcher(d).slots)
+      result.push_back(s.handle);
+    return result;
+  }
+
   /// Returns a slot that will hold the exit reason of `target`.
   std::shared_ptr<std::optional<caf::error>> watch(caf::actor target) {
     auto reason = std::make_shared<std::optional<caf::error>>();
-    sys.spawn(exit_watcher, target, reason);
-    sched.run();
+    // Runs with the next run_except(); monitoring an actor that is gone
+    // already still delivers its down message. Kept: an actor that
+    // nobody references is gone.
+    keep(sys.spawn(exit_watcher, target, reason));
     return reason;
   }
 

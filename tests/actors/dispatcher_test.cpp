@@ -1,0 +1,261 @@
+// The dispatcher's side of the protocol: claims limited to idle slots,
+// coalesced wakes, leases renewed and rescued on time, slots that crash,
+// and the claims a failed predecessor left behind.
+#define CAF_SUITE dispatcher
+#include "tests/actors/fixture.hpp"
+
+using namespace imagen;
+using namespace imagen::testing;
+
+namespace {
+
+struct dispatcher_fixture : actor_fixture {
+  caf::actor writer;
+  caf::actor disp;
+  std::vector<caf::actor> slots;
+
+  dispatcher_fixture() {
+    writer = spawn_writer();
+    disp = spawn_dispatcher(writer);
+    sched.run();
+    slots = slots_of(disp);
+  }
+
+  /// Wakes the dispatcher and runs everything but the slots, which keep
+  /// the jobs they were given: busy slots.
+  void wake_with_slots_busy() {
+    self->send(disp, wake_atom::value);
+    run_except(slots);
+  }
+
+  std::vector<job_ref> refs(std::initializer_list<const char*> ids,
+                            int attempt = 1) {
+    std::vector<job_ref> result;
+    for (const auto* id : ids)
+      result.push_back(job_ref{id, attempt});
+    return result;
+  }
+};
+
+}  // namespace
+
+CAF_TEST_FIXTURE_SCOPE(dispatcher_tests, dispatcher_fixture)
+
+CAF_TEST(a claim never asks for more than the idle slots) {
+  add_runnable(2);
+  wake_with_slots_busy();
+  CAF_CHECK_EQUAL(queue->claim_limits.back(), 3);
+  CAF_CHECK(state_of_dispatcher(disp).slots[0].running.has_value());
+  CAF_CHECK(state_of_dispatcher(disp).slots[1].running.has_value());
+
+  add_runnable(5, "more-");
+  wake_with_slots_busy();
+
+  // 3 slots, 2 busy: the limit is 1, and one job was taken.
+  CAF_CHECK_EQUAL(queue->claim_limits.back(), 1);
+  CAF_CHECK_EQUAL(queue->runnable.size(), 4u);
+  CAF_CHECK_EQUAL(state_of_dispatcher(disp).slots[2].running->id, "more-1");
+
+  // No slot idle: a wake claims nothing at all.
+  auto claims = queue->claim_limits.size();
+  wake_with_slots_busy();
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims);
+}
+
+CAF_TEST(a full batch claims again as soon as a slot frees) {
+  add_runnable(2);
+  wake_with_slots_busy();
+  add_runnable(5, "more-");
+  wake_with_slots_busy();
+  auto claims = queue->claim_limits.size();
+
+  // Slot 2 finishes; nobody sends a wake.
+  expect((run_atom, job), from(disp).to(slots[2]));
+  expect((done_atom, int, outcome), from(slots[2]).to(disp));
+  run_except(slots);
+
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims + 1);
+  CAF_CHECK_EQUAL(queue->claim_limits.back(), 1);
+  CAF_CHECK_EQUAL(state_of_dispatcher(disp).slots[2].running->id, "more-2");
+}
+
+CAF_TEST(a batch that was not full waits for the next wake) {
+  add_runnable(2);
+  wake_with_slots_busy();
+  add_runnable(3, "more-");
+  auto claims = queue->claim_limits.size();
+
+  expect((run_atom, job), from(disp).to(slots[0]));
+  expect((done_atom, int, outcome), from(slots[0]).to(disp));
+  run_except(slots);
+
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims);
+  CAF_CHECK_EQUAL(queue->runnable.size(), 3u);
+}
+
+CAF_TEST(a storm of wakes coalesces into one claim) {
+  auto claims = queue->claim_limits.size();
+
+  for (int i = 0; i < 1000; ++i)
+    self->send(disp, wake_atom::value);
+  sched.run();
+
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims + 1);
+}
+
+CAF_TEST(wakes during a claim retry fold into the retry) {
+  queue->failing_claims = 1;
+  self->send(disp, wake_atom::value);
+  sched.run();
+  auto claims = queue->claim_limits.size();
+  add_runnable(1);
+
+  for (int i = 0; i < 50; ++i)
+    self->send(disp, wake_atom::value);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims);
+
+  advance_and_run(claim_retry_base);
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims + 1);
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+}
+
+CAF_TEST(every outcome reaches the status writer and is written once) {
+  add_runnable(3);
+  self->send(disp, wake_atom::value);
+  sched.run();
+
+  CAF_CHECK_EQUAL(queue->outcomes_written(), 3u);
+  for (const auto& ref : refs({"job-1", "job-2", "job-3"}))
+    CAF_CHECK_EQUAL(queue->times_written(ref), 1u);
+  // The writer confirmed them: nothing is left to renew.
+  CAF_CHECK(state_of_dispatcher(disp).claims.empty());
+  CAF_CHECK(queue->held.empty());
+}
+
+CAF_TEST(the heartbeat renews the claims in flight every lease / 3) {
+  add_runnable(2);
+  wake_with_slots_busy();
+
+  advance_and_run(cfg.lease / 3 - 1ms, slots);
+  CAF_CHECK(queue->heartbeats.empty());
+  advance_and_run(1ms, slots);
+  CAF_REQUIRE_EQUAL(queue->heartbeats.size(), 1u);
+  CAF_CHECK_EQUAL(queue->heartbeats[0], refs({"job-1", "job-2"}));
+
+  // A lease reported lost is not renewed any more.
+  queue->lose_on_heartbeat = refs({"job-1"});
+  advance_and_run(cfg.lease / 3, slots);
+  advance_and_run(cfg.lease / 3, slots);
+  CAF_REQUIRE_EQUAL(queue->heartbeats.size(), 3u);
+  CAF_CHECK_EQUAL(queue->heartbeats[1], refs({"job-1", "job-2"}));
+  CAF_CHECK_EQUAL(queue->heartbeats[2], refs({"job-2"}));
+}
+
+CAF_TEST(an idle dispatcher renews nothing) {
+  advance_and_run(cfg.lease);
+  CAF_CHECK(queue->heartbeats.empty());
+}
+
+CAF_TEST(rescue runs about every lease / 2) {
+  // lease / 2 with at most 10% jitter either way.
+  advance_and_run(cfg.lease * 44 / 100);
+  CAF_CHECK(queue->rescues.empty());
+  advance_and_run(cfg.lease * 12 / 100);
+  CAF_REQUIRE_EQUAL(queue->rescues.size(), 1u);
+  CAF_CHECK_EQUAL(queue->rescues[0].count(), cfg.lease.count());
+  advance_and_run(cfg.lease * 44 / 100);
+  advance_and_run(cfg.lease * 12 / 100);
+  CAF_CHECK_EQUAL(queue->rescues.size(), 2u);
+}
+
+CAF_TEST(a slot whose pipeline throws fails its job and is restarted) {
+  pipe->crash_ids = {"job-1"};
+  add_runnable(1);
+  self->send(disp, wake_atom::value);
+  sched.run();
+
+  CAF_REQUIRE_EQUAL(queue->outcomes_written(), 1u);
+  const auto& crashed = queue->writes[0][0];
+  CAF_CHECK_EQUAL(crashed.job, (job_ref{"job-1", 1}));
+  CAF_CHECK(crashed.failure == failure_kind::slot_crash);
+  CAF_CHECK(is_retryable(crashed.failure));
+  CAF_CHECK_EQUAL(crashed.error,
+                  "pipeline slot crashed: backend segfaulted on job-1");
+  CAF_CHECK_NOT_EQUAL(slot(disp, 0), slots[0]);
+
+  // The new slot takes the next job.
+  add_runnable(1, "next-");
+  self->send(disp, wake_atom::value);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->times_written({"next-1", 1}), 1u);
+  CAF_CHECK_EQUAL(pipe->runs.back().first, 0);
+}
+
+CAF_TEST(more slot crashes than the intensity stop the dispatcher) {
+  pipe->crash_ids = {"job-1", "job-2", "job-3"};
+  add_runnable(3);
+  auto reason = watch(disp);
+  self->send(disp, wake_atom::value);
+  sched.run();
+
+  CAF_REQUIRE(reason->has_value());
+  CAF_CHECK_EQUAL(exit_status(**reason), 1);
+  CAF_CHECK_EQUAL(describe(**reason),
+                  "pipeline slots restarted more than 2 times in 60000 ms");
+  // The third job still got its outcome before the dispatcher stopped.
+  CAF_CHECK_EQUAL(queue->outcomes_written(), 3u);
+}
+
+CAF_TEST(a first start finds no orphans) {
+  CAF_REQUIRE_EQUAL(queue->requeues.size(), 1u);
+  CAF_CHECK(queue->requeues[0].keep.empty());
+  CAF_CHECK(queue->requeues[0].moved.empty());
+}
+
+CAF_TEST(a restarted dispatcher gives back its predecessors claims first) {
+  add_runnable(2);
+  wake_with_slots_busy();
+  add_runnable(1, "later-");
+  std::vector<std::shared_ptr<std::atomic<bool>>> cancel;
+  for (const auto& s : state_of_dispatcher(disp).slots)
+    cancel.push_back(s.cancel);
+  caf::anon_send_exit(disp, caf::exit_reason::kill);
+  sched.run();
+  // The old slots were told to stop what they ran.
+  for (const auto& flag : cancel)
+    CAF_CHECK(flag->load());
+
+  auto next = spawn_dispatcher(writer);
+  sched.run();
+
+  CAF_REQUIRE_EQUAL(queue->requeues.size(), 2u);
+  CAF_CHECK_EQUAL(queue->requeues[1].moved, refs({"job-1", "job-2"}));
+  CAF_CHECK_EQUAL(queue->requeues[1].reason,
+                  "worker's dispatcher restarted: the claim was abandoned");
+  // Requeued before the claim: the claim took them, attempt counted.
+  CAF_CHECK_EQUAL(queue->claim_limits.back(), 3);
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 2}), 1u);
+  CAF_CHECK_EQUAL(queue->times_written({"job-2", 2}), 1u);
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 0u);
+  CAF_CHECK_EQUAL(queue->times_written({"later-1", 1}), 1u);
+  CAF_CHECK(queue->held.empty());
+}
+
+CAF_TEST(the orphan requeue is retried with the claim) {
+  caf::anon_send_exit(disp, caf::exit_reason::kill);
+  sched.run();
+  queue->failing_requeues = 1;
+  add_runnable(1);
+
+  auto next = spawn_dispatcher(writer);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->requeues.size(), 1u);
+  CAF_CHECK_EQUAL(queue->outcomes_written(), 0u);
+
+  advance_and_run(claim_retry_base);
+  CAF_CHECK_EQUAL(queue->requeues.size(), 2u);
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
