@@ -193,6 +193,8 @@ struct actor_fixture : test_coordinator_fixture<> {
     return reason;
   }
 
+  /// The state of a dispatcher that is still running: CAF destroys an
+  /// actor's state when the actor ends.
   dispatcher_state& state_of_dispatcher(const caf::actor& d) {
     return deref<dispatcher_actor>(d).state;
   }
