@@ -8,6 +8,7 @@
 #include <caf/sec.hpp>
 #include <caf/send.hpp>
 
+#include "actors/fault_injection.hpp"
 #include "actors/messages.hpp"
 #include "actors/pipeline_slot.hpp"
 #include "core/log.hpp"
@@ -335,6 +336,7 @@ caf::behavior dispatcher(dispatcher_actor* self, config cfg, spawn_mode mode,
                          queue_factory make_queue,
                          pipeline_factory make_pipeline, caf::actor writer) {
   auto& st = self->state;
+  self->set_exception_handler(exception_reason);
   st.cfg = std::move(cfg);
   st.mode = mode;
   st.make_pipeline = std::move(make_pipeline);
@@ -357,6 +359,7 @@ caf::behavior dispatcher(dispatcher_actor* self, config cfg, spawn_mode mode,
       [=](wake_atom) { request_claim(self); },
       [=](claim_atom) { claim(self); },
       [=](done_atom, int slot, outcome& result) {
+        crash_point(crash_site::dispatcher);
         slot_done(self, slot, std::move(result));
       },
       [=](written_atom, const std::vector<job_ref>& refs) {

@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "actors/fault_injection.hpp"
 #include "actors/messages.hpp"
 #include "core/log.hpp"
 
@@ -52,6 +53,7 @@ caf::behavior listener(listener_actor* self, config cfg, spawn_mode mode,
                        notification_factory make_source,
                        caf::actor dispatcher) {
   auto& st = self->state;
+  self->set_exception_handler(exception_reason);
   st.source = make_source();
   st.dispatcher = std::move(dispatcher);
   st.poll_interval = cfg.poll_interval;
@@ -65,6 +67,7 @@ caf::behavior listener(listener_actor* self, config cfg, spawn_mode mode,
 
   return {
       [=](wait_atom) {
+        crash_point(crash_site::listener);
         auto reason = self->state.source->wait(listener_wait_slice);
         if (reason != wake_reason::none)
           wake(self, reason_name(reason));

@@ -3,6 +3,7 @@
 // Each actor's header lists which of these it accepts, with what payload.
 #pragma once
 
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -112,6 +113,11 @@ typename Inspector::result_type inspect(Inspector& f, outcome& x) {
 /// The reason an actor ended, in words: the text of the exception that
 /// ended it when there was one.
 std::string describe(const caf::error& reason);
+
+/// The exit reason for an exception that escaped a handler: keeps its
+/// what() text, so that describe() can say why the actor ended. Every
+/// actor installs it with set_exception_handler.
+caf::error exception_reason(std::exception_ptr& failure);
 
 /// 0 for an actor that ended normally, 1 for any other reason.
 int exit_status(const caf::error& reason);

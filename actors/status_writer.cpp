@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "actors/fault_injection.hpp"
 #include "actors/messages.hpp"
 #include "core/image_store.hpp"
 #include "core/log.hpp"
@@ -158,6 +159,7 @@ bool release_cancelled(status_writer_actor* self) {
 
 caf::behavior status_writer(status_writer_actor* self,
                             queue_factory make_queue) {
+  self->set_exception_handler(exception_reason);
   self->state.queue = make_queue();
 
   return {
@@ -173,6 +175,7 @@ caf::behavior status_writer(status_writer_actor* self,
         schedule_flush(self);
       },
       [=](flush_atom) {
+        crash_point(crash_site::status_writer);
         self->state.flush_scheduled = false;
         if (!write_finished(self) || !release_cancelled(self))
           return;

@@ -1,0 +1,103 @@
+#include "actors/fault_injection.hpp"
+
+#if IMAGEN_FAULT_INJECTION
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "core/log.hpp"
+#endif
+
+namespace imagen {
+
+const char* to_string(crash_site site) {
+  switch (site) {
+    case crash_site::dispatcher:
+      return "dispatcher";
+    case crash_site::status_writer:
+      return "status_writer";
+    case crash_site::listener:
+      return "listener";
+    case crash_site::slot:
+      return "slot";
+  }
+  return "unknown";
+}
+
+#if IMAGEN_FAULT_INJECTION
+
+namespace {
+
+constexpr const char* crash_variable = "IMAGEN_TEST_CRASH";
+constexpr std::size_t site_count = 4;
+
+struct crash_plan {
+  /// The message number that throws, per site; 0 means never.
+  std::array<long, site_count> at{};
+  /// Messages seen so far, per site, over every instance of the actor.
+  std::array<std::atomic<long>, site_count> seen{};
+};
+
+/// Reads one "site:N" entry into `plan`; false when it is not one.
+bool parse_entry(std::string_view entry, crash_plan& plan) {
+  auto colon = entry.find(':');
+  if (colon == std::string_view::npos)
+    return false;
+  auto name = entry.substr(0, colon);
+  std::string count(entry.substr(colon + 1));
+  char* end = nullptr;
+  long n = std::strtol(count.c_str(), &end, 10);
+  if (count.empty() || *end != '\0' || n <= 0)
+    return false;
+  for (std::size_t i = 0; i < site_count; ++i) {
+    if (name == to_string(static_cast<crash_site>(i))) {
+      plan.at[i] = n;
+      return true;
+    }
+  }
+  return false;
+}
+
+crash_plan& plan() {
+  static crash_plan* parsed = [] {
+    auto* result = new crash_plan;
+    const char* spec = std::getenv(crash_variable);
+    if (spec == nullptr || *spec == '\0')
+      return result;
+    std::string_view rest(spec);
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      auto entry = rest.substr(0, comma);
+      if (!parse_entry(entry, *result))
+        log::error("fault.bad_entry", {{"variable", crash_variable},
+                                       {"entry", std::string(entry)}});
+      rest = comma == std::string_view::npos ? std::string_view{}
+                                             : rest.substr(comma + 1);
+    }
+    log::warn("fault.armed", {{"variable", crash_variable}, {"plan", spec}});
+    return result;
+  }();
+  return *parsed;
+}
+
+}  // namespace
+
+void crash_point(crash_site site) {
+  auto& p = plan();
+  auto i = static_cast<std::size_t>(site);
+  if (p.at[i] == 0)
+    return;
+  auto n = p.seen[i].fetch_add(1) + 1;
+  if (n != p.at[i])
+    return;
+  log::warn("fault.crash", {{"site", to_string(site)}, {"message", n}});
+  throw std::runtime_error(std::string("injected crash in ") + to_string(site) +
+                           " at message " + std::to_string(n));
+}
+
+#endif
+
+}  // namespace imagen
