@@ -276,6 +276,17 @@ void cancel_running(dispatcher_actor* self) {
 
 void begin_shutdown(dispatcher_actor* self, milliseconds grace) {
   auto& st = self->state;
+  // A dispatcher started (or restarted) just before the shutdown has not
+  // claimed yet; the rows its predecessor held must not wait for their
+  // lease either. Once, and without retrying: the lease is the fallback.
+  if (!st.orphans_requeued) {
+    try {
+      requeue_orphans(self);
+    } catch (const queue_error& e) {
+      st.orphans_requeued = true;
+      log::warn("jobs.requeue_failed", {{"error", e.what()}});
+    }
+  }
   if (!st.stopping) {
     st.stopping = true;
     log::info("worker.draining", {{"jobs", busy_count(st)},

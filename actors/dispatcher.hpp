@@ -23,8 +23,9 @@
 // stop early, and loses track of its claims. Its successor therefore
 // starts by returning every row this worker holds as `running` (and does
 // not know) to `pending`, with the attempt counted, before it claims
-// anything: the jobs run again at once instead of waiting for their lease
-// to expire. On a first start that finds nothing.
+// anything (or when a shutdown comes first): the jobs run again at once
+// instead of waiting for their lease to expire. On a first start that
+// finds nothing.
 //
 // Protocol (what the dispatcher accepts):
 //   wake_atom                        something may be runnable

@@ -138,9 +138,10 @@ void shutdown(supervisor_actor* self) {
   if (listener_handle)
     self->send_exit(listener_handle, caf::exit_reason::user_shutdown);
   if (!dispatcher_handle) {
-    // Between a dispatcher's failure and its restart nothing is claimed.
-    finish(self, caf::none);
-    return;
+    // The dispatcher failed and waits for its restart. Its claims are
+    // still `running`: start a new one now, whose only work is to give
+    // them back before it drains (nothing) and ends.
+    start_child(self, child::dispatcher);
   }
   self->send(dispatcher_handle, shutdown_atom::value,
              static_cast<std::int64_t>(st.cfg.shutdown_grace.count()));

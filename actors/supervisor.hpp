@@ -8,6 +8,10 @@
 // a new status writer to the dispatcher (which re-sends it every outcome
 // not yet written, so that a writer's crash loses none).
 //
+// A shutdown that finds the dispatcher waiting for its restart starts it
+// at once, so that the rows its predecessor held are given back before
+// the worker exits rather than after their lease.
+//
 // The supervisor ends when the dispatcher ends: normally after a drained
 // shutdown or with exit_when_idle (status 0), with an error when it gave
 // up (status 1). `exit_status(reason)` of its own exit says which.

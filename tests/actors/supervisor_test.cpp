@@ -92,6 +92,29 @@ CAF_TEST(a failed dispatcher is restarted and its claims run again at once) {
   CAF_CHECK(!ended->has_value());
 }
 
+CAF_TEST(
+    a shutdown while the dispatcher awaits its restart gives back its rows) {
+  start();
+  add_runnable(2);
+  auto old = disp();
+  auto old_slots = slots_of(old);
+  self->send(old, wake_atom::value);
+  run_except(old_slots);
+  crash(old, "dispatcher broke");
+  sched.run();
+  CAF_REQUIRE(!child_handle(child::dispatcher));
+
+  self->send(sup, shutdown_atom::value);
+  sched.run();
+
+  CAF_REQUIRE(ended->has_value());
+  CAF_CHECK_EQUAL(exit_status(**ended), 0);
+  CAF_CHECK_EQUAL(queue->requeues.back().moved,
+                  (std::vector<job_ref>{{"job-1", 1}, {"job-2", 1}}));
+  CAF_CHECK(queue->held.empty());
+  CAF_CHECK_EQUAL(queue->runnable.size(), 2u);
+}
+
 CAF_TEST(a dispatcher that hits a permanent error is restarted) {
   start();
   queue->broken_claims = 1;
