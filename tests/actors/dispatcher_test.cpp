@@ -41,6 +41,23 @@ struct dispatcher_fixture : actor_fixture {
 
 CAF_TEST_FIXTURE_SCOPE(dispatcher_tests, dispatcher_fixture)
 
+CAF_TEST(a job goes wake claim run done outcome flush written) {
+  add_runnable(1);
+  self->send(disp, wake_atom::value);
+
+  expect((wake_atom), from(self).to(disp));
+  expect((claim_atom), from(disp).to(disp));
+  expect((run_atom, job), from(disp).to(slots[0]).with(_, make_job("job-1")));
+  expect((done_atom, int, outcome), from(slots[0]).to(disp).with(_, 0, _));
+  expect((outcome_atom, outcome, int), from(disp).to(writer).with(_, _, 3));
+  expect((flush_atom), from(writer).to(writer));
+  expect((written_atom, std::vector<job_ref>),
+         from(writer).to(disp).with(_, std::vector<job_ref>{{"job-1", 1}}));
+
+  CAF_CHECK(state_of_dispatcher(disp).claims.empty());
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+}
+
 CAF_TEST(a claim never asks for more than the idle slots) {
   add_runnable(2);
   wake_with_slots_busy();
