@@ -2,6 +2,8 @@
 // backoff, and hands the new handle to whoever talks to it; beyond
 // restart_intensity within restart_period it stops with exit status 1.
 #define CAF_SUITE supervisor
+#include <utility>
+
 #include "tests/actors/fixture.hpp"
 
 using namespace imagen;
@@ -49,6 +51,7 @@ CAF_TEST(a failed status writer is restarted and gets the unwritten outcomes) {
   sched.run();
   CAF_CHECK_EQUAL(queue->outcomes_written(), 0u);
   auto old = writer();
+  auto others = std::make_pair(disp(), lis());
   auto queues = queue->queues_made;
 
   crash(old, "writer broke");
@@ -60,6 +63,8 @@ CAF_TEST(a failed status writer is restarted and gets the unwritten outcomes) {
   advance_and_run(1ms);
 
   CAF_CHECK(writer() && writer() != old);
+  // One for one: the others keep running.
+  CAF_CHECK(std::make_pair(disp(), lis()) == others);
   CAF_CHECK_EQUAL(queue->queues_made, queues + 1);
   CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
   CAF_CHECK_EQUAL(queue->times_written({"job-2", 1}), 1u);
@@ -71,6 +76,8 @@ CAF_TEST(a failed dispatcher is restarted and its claims run again at once) {
   start();
   add_runnable(2);
   auto old = disp();
+  auto old_writer = writer();
+  auto old_listener = lis();
   auto old_slots = slots_of(old);
   self->send(old, wake_atom::value);
   run_except(old_slots);
@@ -82,6 +89,7 @@ CAF_TEST(a failed dispatcher is restarted and its claims run again at once) {
 
   auto next = disp();
   CAF_REQUIRE(next && next != old);
+  CAF_CHECK(writer() == old_writer && lis() == old_listener);
   CAF_CHECK_EQUAL(deref<listener_actor>(lis()).state.dispatcher, next);
   CAF_CHECK_EQUAL(queue->requeues.back().moved,
                   (std::vector<job_ref>{{"job-1", 1}, {"job-2", 1}}));
@@ -134,6 +142,7 @@ CAF_TEST(a dispatcher that hits a permanent error is restarted) {
 CAF_TEST(a failed listener is restarted and wakes the dispatcher) {
   start();
   auto old = lis();
+  auto others = std::make_pair(writer(), disp());
   crash(old, "listener broke");
   sched.run();
   add_runnable(1);
@@ -149,6 +158,7 @@ CAF_TEST(a failed listener is restarted and wakes the dispatcher) {
   sched.run();
 
   CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+  CAF_CHECK(std::make_pair(writer(), disp()) == others);
   CAF_CHECK(!ended->has_value());
 }
 
