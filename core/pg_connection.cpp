@@ -140,6 +140,7 @@ void pg_connection::disconnect() {
 }
 
 std::string pg_connection::scrub(std::string message) const {
+  message = scrub_secrets(settings_.url, std::move(message));
   if (password_.empty()) {
     return message;
   }

@@ -93,6 +93,10 @@ class pg_connection {
   pg_conn* native() const { return conn_; }
   const pg_settings& settings() const { return settings_; }
 
+  /// `message` with every trace of the URL's password masked; every text
+  /// from libpq goes through it before it is logged or thrown.
+  std::string scrub(std::string message) const;
+
  private:
   void connect_until(clock::time_point deadline);
   void ensure_prepared(const prepared_statement& statement,
@@ -103,7 +107,6 @@ class pg_connection {
                    clock::time_point deadline);
   [[noreturn]] void fail_deadline(const char* what);
   [[noreturn]] void fail_connection(const char* what);
-  std::string scrub(std::string message) const;
 
   pg_settings settings_;
   std::string password_;  // to scrub from libpq's messages

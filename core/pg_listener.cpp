@@ -70,9 +70,10 @@ bool pg_notification_source::try_connect(clock::time_point end) {
 }
 
 void pg_notification_source::lose_connection(const char* why) {
-  std::string error = connection_->native() != nullptr
-                          ? PQerrorMessage(connection_->native())
-                          : "";
+  std::string error =
+      connection_->native() != nullptr
+          ? connection_->scrub(PQerrorMessage(connection_->native()))
+          : "";
   while (!error.empty() && error.back() == '\n') {
     error.pop_back();
   }

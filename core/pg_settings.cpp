@@ -1,7 +1,10 @@
 #include "core/pg_settings.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace imagen {
 
@@ -40,15 +43,22 @@ std::string redact_query(const std::string& query) {
   return out;
 }
 
+// The userinfo of a URL ends at its last '@': a password may hold '/',
+// '?' or '@' that a stricter parse would take for the end of the
+// authority, and masking too much is the safe mistake.
 std::string redact_uri(const std::string& url) {
   auto authority = url.find("://") + 3;
-  auto authority_end = url.find_first_of("/?", authority);
+  auto at = url.rfind('@');
+  if (at != std::string::npos && at < authority) {
+    at = std::string::npos;
+  }
+  auto authority_end =
+      url.find_first_of("/?", at == std::string::npos ? authority : at);
   if (authority_end == std::string::npos) {
     authority_end = url.size();
   }
   std::string out = url.substr(0, authority);
-  auto at = url.rfind('@', authority_end);
-  if (at != std::string::npos && at >= authority) {
+  if (at != std::string::npos) {
     auto colon = url.find(':', authority);
     if (colon != std::string::npos && colon < at) {
       out += url.substr(authority, colon + 1 - authority) + redacted;
@@ -65,6 +75,70 @@ std::string redact_uri(const std::string& url) {
   }
   return out + url.substr(authority_end, query + 1 - authority_end) +
          redact_query(url.substr(query + 1));
+}
+
+// Decodes %XX escapes; anything else, a malformed escape included, is
+// kept as it is.
+std::string percent_decoded(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// What a message about `url` might quote of its password: the raw
+// password of the userinfo, its decoded form, and the pieces a parser
+// that split it at '@', '/', '?' or '%' would show. Short pieces are left
+// out: masking every "a" would make messages unreadable.
+std::vector<std::string> secret_pieces(const std::string& url) {
+  std::vector<std::string> pieces;
+  auto add = [&](const std::string& piece) {
+    if (piece.size() >= 4) {
+      pieces.push_back(piece);
+    }
+  };
+  if (is_url(url)) {
+    auto authority = url.find("://") + 3;
+    auto at = url.rfind('@');
+    auto colon = url.find(':', authority);
+    if (at != std::string::npos && at > authority && colon < at) {
+      auto raw = url.substr(colon + 1, at - colon - 1);
+      add(raw);
+      add(percent_decoded(raw));
+      std::size_t start = 0;
+      for (std::size_t i = 0; i <= raw.size(); ++i) {
+        if (i == raw.size() || std::strchr("@/?%", raw[i]) != nullptr) {
+          add(raw.substr(start, i - start));
+          start = i + 1;
+        }
+      }
+    }
+  }
+  // Longest first, so that a piece never leaves part of a longer one.
+  std::sort(pieces.begin(), pieces.end(),
+            [](const std::string& a, const std::string& b) {
+              return a.size() > b.size();
+            });
+  return pieces;
+}
+
+void replace_all(std::string& text, const std::string& what,
+                 const std::string& with) {
+  if (what.empty()) {
+    return;
+  }
+  for (auto at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + with.size())) {
+    text.replace(at, what.size(), with);
+  }
 }
 
 // key = value pairs; a value is a word or a single-quoted string with
@@ -117,6 +191,18 @@ std::string redact_conninfo(const std::string& info) {
 
 std::string redact_url(const std::string& url) {
   return is_url(url) ? redact_uri(url) : redact_conninfo(url);
+}
+
+std::string scrub_secrets(const std::string& url, std::string message) {
+  if (url.empty()) {
+    return message;
+  }
+  // libpq quotes a URL it cannot parse whole.
+  replace_all(message, url, redact_url(url));
+  for (const auto& piece : secret_pieces(url)) {
+    replace_all(message, piece, redacted);
+  }
+  return message;
 }
 
 }  // namespace imagen

@@ -19,4 +19,9 @@ struct pg_settings {
 /// URL form (user:secret@host, ?password=secret) and key=value conninfo.
 std::string redact_url(const std::string& url);
 
+/// Returns `message` (from libpq, or about `url`) with every trace of the
+/// password of `url` masked: the URL quoted whole, the password as written
+/// or decoded, and the pieces of it that a failed parse may quote.
+std::string scrub_secrets(const std::string& url, std::string message);
+
 }  // namespace imagen

@@ -6,7 +6,9 @@
 #include <libpq-fe.h>
 
 #include "core/pg_admin.hpp"
+#include "core/pg_connection.hpp"
 #include "core/queue.hpp"
+#include "core/sql.hpp"
 #include "core/worker_id.hpp"
 #include "tests/pg/pg_fixture.hpp"
 
@@ -112,6 +114,53 @@ TEST(redact_url, HidesPasswordsInEveryForm) {
             "host=db password = *** dbname=x");
   EXPECT_EQ(redact_url("postgresql://u@db/x"), "postgresql://u@db/x");
   EXPECT_EQ(redact_url(""), "");
+  // Passwords holding '/', '?' or '@' (base64, pasted) end at the last '@'.
+  EXPECT_EQ(redact_url("postgresql://u:Se/Cr?Et@Pw@db:5432/x"),
+            "postgresql://u:***@db:5432/x");
+}
+
+TEST(scrub_secrets, MasksWhatLibpqQuotesOfAPasswordItCouldNotParse) {
+  // libpq's own messages for these URLs, as it words them.
+  const std::string percent = "postgresql://postgres:Se%zzCrEtPw@127.0.0.1/i";
+  auto masked =
+      scrub_secrets(percent, "invalid percent-encoded token: \"Se%zzCrEtPw\"");
+  EXPECT_EQ(masked.find("CrEtPw"), std::string::npos) << masked;
+
+  const std::string ipv6 = "postgresql://postgres:SeCrEtPw@[::1/imagen";
+  masked = scrub_secrets(ipv6,
+                         "end of string reached when looking for "
+                         "matching \"]\" in IPv6 host address in URI: "
+                         "\"" +
+                             ipv6 + "\"");
+  EXPECT_EQ(masked.find("SeCrEtPw"), std::string::npos) << masked;
+  EXPECT_NE(masked.find("[::1/imagen"), std::string::npos) << masked;
+
+  const std::string at = "postgresql://postgres:Se@CrEtPw@127.0.0.1/imagen";
+  masked = scrub_secrets(
+      at, "could not translate host name \"CrEtPw@127.0.0.1\" to address");
+  EXPECT_EQ(masked.find("CrEtPw"), std::string::npos) << masked;
+  EXPECT_NE(masked.find("127.0.0.1"), std::string::npos) << masked;
+
+  // Nothing to hide: the message is left alone.
+  EXPECT_EQ(scrub_secrets("postgresql://u@db/x", "connection refused"),
+            "connection refused");
+}
+
+TEST(redact_url, ErrorsForUnparseableUrlsNeverShowThePassword) {
+  for (const std::string url :
+       {"postgresql://postgres:Se%zzCrEtPw@127.0.0.1:1/imagen",
+        "postgresql://postgres:SeCrEtPw@[::1/imagen",
+        "postgresql://postgres:Se@CrEtPw@127.0.0.1:1/imagen",
+        "postgresql://postgres:Se/CrEtPw@127.0.0.1:1/imagen"}) {
+    pg_connection db(pg_settings{url, std::chrono::seconds(2), "t"});
+    try {
+      db.query(sql::ping, {});
+      ADD_FAILURE() << "connected with " << url;
+    } catch (const queue_error& e) {
+      std::string what = e.what();
+      EXPECT_EQ(what.find("CrEtPw"), std::string::npos) << what;
+    }
+  }
 }
 
 TEST(worker_id, NamesHostPidAndARandomSuffix) {
