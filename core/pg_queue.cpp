@@ -112,6 +112,29 @@ class transaction {
   bool committed_ = false;
 };
 
+std::string uri_of(const artifact& image) {
+  return image.uri.empty() ? "file://" + image.path : image.uri;
+}
+
+/// Printable ASCII only, each other byte as \xNN, at most 2,000 bytes.
+std::string ascii_only(const std::string& text) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (out.size() >= 2000) {
+      break;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::string failure_message(const outcome& o) {
   if (o.failure == failure_kind::none) {
     return no_image;
@@ -162,7 +185,7 @@ std::vector<job> pg_queue::claim_batch(int limit) {
   return jobs;
 }
 
-std::vector<write_result> pg_queue::write_outcomes(
+std::vector<write_result> pg_queue::write_batch(
     const std::vector<outcome>& outcomes) {
   std::vector<write_result> results(outcomes.size(), write_result::lost_lease);
   if (outcomes.empty()) {
@@ -199,7 +222,7 @@ std::vector<write_result> pg_queue::write_outcomes(
     if (o.ok()) {
       const auto& image = *o.image;
       done_ids.add_text(o.job.id);
-      uris.add_text(image.uri.empty() ? "file://" + image.path : image.uri);
+      uris.add_text(uri_of(image));
       digests.add_text(image.sha256);
       sizes.add_number(image.bytes);
       widths.add_number(image.width);
@@ -240,10 +263,35 @@ std::vector<write_result> pg_queue::write_outcomes(
         sql::release,
         {worker_id_.c_str(), released.ids.c_str(), released.attempts.c_str()});
   }
+  // A success that the fence refuses may be our own, written by an
+  // earlier try whose COMMIT went through but whose answer was lost: its
+  // image (the uri names the attempt) is then the registered one, and its
+  // file must stay.
+  std::vector<bool> ours_already(outcomes.size(), false);
+  array_literal unfenced_ids, unfenced_uris;
+  bool any_unfenced = false;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!fenced[i] && outcomes[i].ok()) {
+      unfenced_ids.add_text(outcomes[i].job.id);
+      unfenced_uris.add_text(uri_of(*outcomes[i].image));
+      any_unfenced = true;
+    } else {
+      // Keeps positions aligned with `outcomes`; never matches.
+      unfenced_ids.add_text("00000000-0000-0000-0000-000000000000");
+      unfenced_uris.add_text("");
+    }
+  }
+  if (any_unfenced) {
+    auto rows = connection_->execute(
+        sql::registered_images, {unfenced_ids.c_str(), unfenced_uris.c_str()});
+    for (int r = 0; r < rows.size(); ++r) {
+      ours_already[static_cast<std::size_t>(rows.int64(r, 0) - 1)] = true;
+    }
+  }
   tx.commit();
 
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (fenced[i]) {
+    if (fenced[i] || ours_already[i]) {
       results[i] = write_result::applied;
     } else {
       log::warn("outcome.lost_lease", {{"job", outcomes[i].job.id},
@@ -251,6 +299,80 @@ std::vector<write_result> pg_queue::write_outcomes(
     }
   }
   return results;
+}
+
+std::vector<write_result> pg_queue::write_outcomes(
+    const std::vector<outcome>& outcomes) {
+  try {
+    return write_batch(outcomes);
+  } catch (const queue_error& e) {
+    if (e.transient()) {
+      throw;
+    }
+    if (outcomes.size() == 1) {
+      return {write_refused(outcomes.front(), e)};
+    }
+    // One outcome the database refuses must not hold back the others:
+    // each is written alone. A transient error midway throws, and the
+    // whole batch is tried again; what was written meanwhile then comes
+    // back as applied (successes) or is fenced out (failures).
+    log::error("outcomes.batch_refused",
+               {{"outcomes", outcomes.size()}, {"error", e.what()}});
+    std::vector<write_result> results;
+    results.reserve(outcomes.size());
+    for (const auto& o : outcomes) {
+      try {
+        results.push_back(write_batch({o}).front());
+      } catch (const queue_error& alone) {
+        if (alone.transient()) {
+          throw;
+        }
+        results.push_back(write_refused(o, alone));
+      }
+    }
+    return results;
+  }
+}
+
+write_result pg_queue::write_refused(const outcome& refused,
+                                     const queue_error& why) {
+  log::error("outcome.refused", {{"job", refused.job.id},
+                                 {"attempt", refused.job.attempt},
+                                 {"error", why.what()}});
+  // First as a failure that says why (retryable: another worker, or a
+  // fixed configuration, may do better); then as a plain permanent one
+  // whose message is ASCII, in case the text itself was the trouble.
+  outcome failed = refused;
+  failed.image.reset();
+  if (refused.ok() || is_retryable(refused.failure)) {
+    failed.failure = failure_kind::storage;
+  }
+  failed.error = (refused.ok() ? "cannot record the image: "
+                               : "cannot record the failure (" +
+                                     failure_message(refused) + "): ") +
+                 why.what();
+  for (int tries = 0; tries < 2; ++tries) {
+    try {
+      auto result = write_batch({failed}).front();
+      if (result == write_result::applied) {
+        log::warn("outcome.recorded_as_failure",
+                  {{"job", refused.job.id}, {"attempt", refused.job.attempt}});
+      }
+      return result;
+    } catch (const queue_error& e) {
+      if (e.transient()) {
+        throw;
+      }
+      failed.failure = failure_kind::invalid_input;
+      failed.error = ascii_only("cannot record the outcome (" +
+                                failure_message(refused) + "): " + e.what());
+    }
+  }
+  // The row stays ours and running; once its heartbeats stop, the rescue
+  // of any worker moves it on.
+  log::error("outcome.unwritable",
+             {{"job", refused.job.id}, {"attempt", refused.job.attempt}});
+  return write_result::lost_lease;
 }
 
 std::vector<job_ref> pg_queue::heartbeat(const std::vector<job_ref>& jobs) {
@@ -315,7 +437,8 @@ int pg_queue::requeue_orphans(const std::vector<job_ref>& keep,
 }
 
 std::optional<std::chrono::milliseconds> pg_queue::next_pending_delay() {
-  auto rows = connection_->execute(sql::next_pending, {});
+  auto horizon = std::to_string(retry_.cap.count());
+  auto rows = connection_->execute(sql::next_pending, {horizon.c_str()});
   if (rows.size() == 0) {
     return std::nullopt;
   }

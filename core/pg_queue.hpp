@@ -36,6 +36,12 @@ class pg_queue final : public job_queue {
   const std::string& worker_id() const { return worker_id_; }
 
  private:
+  /// One fenced transaction for the whole batch.
+  std::vector<write_result> write_batch(const std::vector<outcome>& outcomes);
+  /// Records an outcome the database refused (bad bytes, out-of-range
+  /// values) as a failure that says so, rather than retrying it for ever.
+  write_result write_refused(const outcome& refused, const queue_error& why);
+
   std::unique_ptr<pg_connection> connection_;
   std::string worker_id_;
   retry_policy retry_;

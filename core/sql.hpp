@@ -150,8 +150,10 @@ WITH expired AS (
          END AS message
     FROM imagen.jobs
    WHERE status = 'running'
-     AND heartbeat_at < now() - make_interval(secs => $1::float8 / 1000)
-   ORDER BY heartbeat_at
+     AND (heartbeat_at < now() - make_interval(secs => $1::float8 / 1000)
+          -- set to running by hand, with no lease at all
+          OR heartbeat_at IS NULL)
+   ORDER BY heartbeat_at NULLS FIRST
    LIMIT $3
      FOR UPDATE SKIP LOCKED),
 moved AS (
@@ -223,14 +225,25 @@ SELECT $1, $2, nullif($3, ''), nullif($4, ''), nullif($5, ''),
  ORDER BY n
 RETURNING id)"};
 
-/// Milliseconds until the earliest pending row is runnable (0 when one
-/// is); no row when nothing is pending. Only asked by `--exit-when-idle`
-/// after a claim came back empty, when few rows are pending.
+/// $1 horizon ms. Milliseconds until the earliest pending row due within
+/// the horizon is runnable (0 when one is); no row when there is none.
+/// Rows due later (a far `run_after`, even 'infinity') are not waited
+/// for. Only asked by `--exit-when-idle` after a claim came back empty.
 inline constexpr prepared_statement next_pending{"imagen_next_pending", R"(
-SELECT greatest(0, ceil(extract(epoch FROM min(run_after) - now()) * 1000))::int8
+SELECT ceil(extract(epoch FROM greatest(min(run_after), now()) - now())
+            * 1000)::int8
   FROM imagen.jobs
  WHERE status = 'pending'
+   AND run_after <= now() + make_interval(secs => $1::float8 / 1000)
 HAVING count(*) > 0)"};
+
+/// $1 uuid[] job ids, $2 text[] uris. The 1-based positions of the pairs
+/// whose image is the one registered for that job.
+inline constexpr prepared_statement registered_images{
+    "imagen_registered_images", R"(
+SELECT o.n
+  FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS o(job_id, uri, n)
+  JOIN imagen.images AS i ON i.job_id = o.job_id AND i.uri = o.uri)"};
 
 /// Rows per status and the age in seconds of the oldest row of each.
 inline constexpr prepared_statement queue_status{"imagen_queue_status", R"(
