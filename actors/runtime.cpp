@@ -35,7 +35,7 @@ std::string join(const std::vector<int>& values) {
   return text;
 }
 
-/// Blocks SIGTERM and SIGINT in this thread and every thread it starts
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it starts
 /// from here on, so that only the signal thread's sigtimedwait sees them;
 /// puts the previous mask back when it goes.
 class blocked_signals {
@@ -44,6 +44,9 @@ class blocked_signals {
     sigemptyset(&set_);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGINT);
+    // A closed terminal or a service manager's HUP would otherwise end
+    // the process at once with its claims stranded: it drains instead.
+    sigaddset(&set_, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set_, &previous_);
   }
   ~blocked_signals() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
@@ -57,8 +60,8 @@ class blocked_signals {
   sigset_t previous_;
 };
 
-/// Forwards each SIGTERM / SIGINT to the supervisor as `shutdown` until
-/// `done` is set; the wait is bounded so that the thread can be joined.
+/// Forwards each SIGTERM / SIGINT / SIGHUP to the supervisor as `shutdown`
+/// until `done` is set; the wait is bounded so that the thread can be joined.
 void forward_signals(const sigset_t& set, const std::atomic<bool>& done,
                      caf::actor supervisor_handle) {
   timespec slice{0, signal_poll_ns};
@@ -66,8 +69,9 @@ void forward_signals(const sigset_t& set, const std::atomic<bool>& done,
     auto sig = sigtimedwait(&set, nullptr, &slice);
     if (sig <= 0)
       continue;
-    log::info("worker.signal",
-              {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    log::info("worker.signal", {{"signal", sig == SIGTERM  ? "SIGTERM"
+                                           : sig == SIGINT ? "SIGINT"
+                                                           : "SIGHUP"}});
     caf::anon_send(supervisor_handle, shutdown_atom::value);
   }
 }

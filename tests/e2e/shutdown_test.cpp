@@ -1,5 +1,6 @@
-// SIGTERM while a job runs: the job finishes within the grace, its outcome
-// is written, nothing new is claimed, and the worker exits 0.
+// SIGTERM (and SIGINT, and SIGHUP from a closed terminal) while a job
+// runs: the job finishes within the grace, its outcome is written, nothing
+// new is claimed, and the worker exits 0.
 #include <signal.h>
 
 #include <string>
@@ -14,7 +15,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-TEST(Shutdown, SigtermMidJobLetsTheJobFinishAndExits0) {
+void signal_mid_job_lets_the_job_finish(int sig) {
   worker_env env;
   auto png = env.dir() / "fake.png";
   write_png(png, 24, 16);
@@ -37,7 +38,7 @@ TEST(Shutdown, SigtermMidJobLetsTheJobFinishAndExits0) {
       wait_until([&] { return env.job(id).status == "running"; }, seconds(10)))
       << worker->output();
 
-  worker->signal(SIGTERM);
+  worker->signal(sig);
   auto late = env.insert_job("inserted after SIGTERM");
   auto status = worker->wait_for_exit(seconds(15));
 
@@ -53,6 +54,18 @@ TEST(Shutdown, SigtermMidJobLetsTheJobFinishAndExits0) {
   // A stopping worker claims nothing new.
   EXPECT_EQ(env.job(late).status, "pending");
   EXPECT_EQ(env.job(late).attempt, 0);
+}
+
+TEST(Shutdown, SigtermMidJobLetsTheJobFinishAndExits0) {
+  signal_mid_job_lets_the_job_finish(SIGTERM);
+}
+
+TEST(Shutdown, SigintMidJobLetsTheJobFinishAndExits0) {
+  signal_mid_job_lets_the_job_finish(SIGINT);
+}
+
+TEST(Shutdown, SighupMidJobLetsTheJobFinishAndExits0) {
+  signal_mid_job_lets_the_job_finish(SIGHUP);
 }
 
 }  // namespace
