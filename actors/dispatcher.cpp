@@ -140,6 +140,12 @@ void claim(dispatcher_actor* self) {
   try {
     if (!st.orphans_requeued)
       requeue_orphans(self);
+    if (!st.startup_rescue_done) {
+      auto moved = st.queue->rescue_expired(st.cfg.lease);
+      st.startup_rescue_done = true;
+      if (moved > 0)
+        log::info("jobs.rescued", {{"jobs", moved}, {"at", "start"}});
+    }
     batch = st.queue->claim_batch(idle);
   } catch (const queue_error& e) {
     if (!e.transient())

@@ -100,6 +100,10 @@ struct dispatcher_state {
   /// The rows a failed predecessor held were given back (before the first
   /// claim; retried with it while the database cannot be reached).
   bool orphans_requeued = false;
+  /// Expired leases of any worker were rescued before the first claim, so
+  /// that a worker started after a crash (`--exit-when-idle` above all)
+  /// does not wait lease / 2 to look.
+  bool startup_rescue_done = false;
   bool claim_scheduled = false;
   bool last_claim_full = false;
   bool last_claim_empty = false;

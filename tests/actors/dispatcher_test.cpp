@@ -174,16 +174,24 @@ CAF_TEST(an idle dispatcher renews nothing) {
   CAF_CHECK(queue->heartbeats.empty());
 }
 
-CAF_TEST(rescue runs about every lease / 2) {
-  // lease / 2 with at most 10% jitter either way.
-  advance_and_run(cfg.lease * 44 / 100);
-  CAF_CHECK(queue->rescues.empty());
-  advance_and_run(cfg.lease * 12 / 100);
+CAF_TEST(rescue runs before the first claim and then about every lease / 2) {
+  // The start's own claim rescues first, before it claims.
   CAF_REQUIRE_EQUAL(queue->rescues.size(), 1u);
   CAF_CHECK_EQUAL(queue->rescues[0].count(), cfg.lease.count());
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), 1u);
+  // Then lease / 2 with at most 10% jitter either way.
+  advance_and_run(cfg.lease * 44 / 100);
+  CAF_CHECK_EQUAL(queue->rescues.size(), 1u);
+  advance_and_run(cfg.lease * 12 / 100);
+  CAF_REQUIRE_EQUAL(queue->rescues.size(), 2u);
+  CAF_CHECK_EQUAL(queue->rescues[1].count(), cfg.lease.count());
   advance_and_run(cfg.lease * 44 / 100);
   advance_and_run(cfg.lease * 12 / 100);
-  CAF_CHECK_EQUAL(queue->rescues.size(), 2u);
+  CAF_CHECK_EQUAL(queue->rescues.size(), 3u);
+  // Later claims do not rescue again.
+  self->send(disp, wake_atom::value);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->rescues.size(), 3u);
 }
 
 CAF_TEST(a slot whose pipeline throws fails its job and is restarted) {
