@@ -101,8 +101,17 @@ std::vector<std::string> environment(const command_spec& spec,
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     std::string text = *entry;
     auto eq = text.find('=');
-    if (eq != std::string::npos)
-      merged[text.substr(0, eq)] = text.substr(eq + 1);
+    if (eq == std::string::npos)
+      continue;
+    auto name = text.substr(0, eq);
+    // The worker's own settings (IMAGEN_DATABASE_URL with its password)
+    // and libpq's (PGPASSWORD, PGHOST, ...) are not the generator's
+    // business: a third-party script that logs its environment would
+    // leak the database password. The backend's env table can still set
+    // any of them on purpose.
+    if (name.rfind("IMAGEN_", 0) == 0 || name.rfind("PG", 0) == 0)
+      continue;
+    merged[name] = text.substr(eq + 1);
   }
   // A CPU slot is bound to no device. Without this a worker started with
   // GPUs visible would let every CPU slot's command pick GPU 0 on its

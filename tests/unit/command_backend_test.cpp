@@ -269,18 +269,36 @@ TEST_F(command_backend_test, a_cpu_slot_keeps_a_device_set_by_the_operator) {
 }
 
 TEST_F(command_backend_test, env_extras_are_added_to_the_workers_environment) {
-  ::setenv("IMAGEN_UNIT_INHERITED", "from-worker", 1);
-  ::setenv("IMAGEN_UNIT_OVERRIDDEN", "old", 1);
+  ::setenv("UNIT_INHERITED", "from-worker", 1);
+  ::setenv("UNIT_OVERRIDDEN", "old", 1);
   auto spec = shell_spec(
-      "echo \"hf=$HF_HOME inherited=$IMAGEN_UNIT_INHERITED "
-      "overridden=$IMAGEN_UNIT_OVERRIDDEN\" >&2; exit 3");
+      "echo \"hf=$HF_HOME inherited=$UNIT_INHERITED "
+      "overridden=$UNIT_OVERRIDDEN\" >&2; exit 3");
   spec.env["HF_HOME"] = "/srv/cache dir";
-  spec.env["IMAGEN_UNIT_OVERRIDDEN"] = "new";
+  spec.env["UNIT_OVERRIDDEN"] = "new";
   auto error = error_of(spec);
-  ::unsetenv("IMAGEN_UNIT_INHERITED");
-  ::unsetenv("IMAGEN_UNIT_OVERRIDDEN");
+  ::unsetenv("UNIT_INHERITED");
+  ::unsetenv("UNIT_OVERRIDDEN");
   EXPECT_NE(std::string{error.what()}.find(
                 "hf=/srv/cache dir inherited=from-worker overridden=new"),
+            std::string::npos)
+      << error.what();
+}
+
+TEST_F(command_backend_test, the_database_settings_are_not_passed_on) {
+  // The worker's URL carries the database password; libpq's variables
+  // may too. A generator that logs its environment must not see them.
+  ::setenv("IMAGEN_DATABASE_URL", "postgresql://u:s3cr3t@db/x", 1);
+  ::setenv("PGPASSWORD", "s3cr3t", 1);
+  auto spec = shell_spec(
+      "echo \"url=${IMAGEN_DATABASE_URL-unset} "
+      "pw=${PGPASSWORD-unset} set=${PGAPPNAME-unset}\" >&2; exit 3");
+  // ... unless the operator sets one for the backend on purpose.
+  spec.env["PGAPPNAME"] = "generator";
+  auto error = error_of(spec);
+  ::unsetenv("IMAGEN_DATABASE_URL");
+  ::unsetenv("PGPASSWORD");
+  EXPECT_NE(std::string{error.what()}.find("url=unset pw=unset set=generator"),
             std::string::npos)
       << error.what();
 }
