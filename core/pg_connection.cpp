@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "core/log.hpp"
 #include "core/queue.hpp"
 
 namespace imagen {
@@ -151,6 +152,15 @@ std::string pg_connection::scrub(std::string message) const {
   return message;
 }
 
+void pg_connection::on_notice(void* self, const char* message) {
+  auto text = static_cast<pg_connection*>(self)->scrub(trim(message));
+  if (text.rfind("WARNING", 0) == 0) {
+    log::warn("db.notice", {{"message", text}});
+  } else {
+    log::info("db.notice", {{"message", text}});
+  }
+}
+
 void pg_connection::connect_until(clock::time_point until) {
   if (conn_ != nullptr) {
     return;
@@ -177,6 +187,9 @@ void pg_connection::connect_until(clock::time_point until) {
   if (conn_ == nullptr) {
     throw queue_error("connect: out of memory", true);
   }
+  // libpq prints server notices and warnings to stderr by default, which
+  // breaks the one-event-per-line (and JSON) log.
+  PQsetNoticeProcessor(conn_, &pg_connection::on_notice, this);
   if (PQstatus(conn_) == CONNECTION_BAD) {
     fail_connection("connect");
   }

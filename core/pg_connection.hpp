@@ -98,6 +98,9 @@ class pg_connection {
   std::string scrub(std::string message) const;
 
  private:
+  /// libpq's notice processor: a server NOTICE or WARNING becomes a log
+  /// event instead of a raw line on stderr.
+  static void on_notice(void* self, const char* message);
   void connect_until(clock::time_point deadline);
   void ensure_prepared(const prepared_statement& statement,
                        clock::time_point deadline);

@@ -163,6 +163,18 @@ TEST(redact_url, ErrorsForUnparseableUrlsNeverShowThePassword) {
   }
 }
 
+TEST_F(connection, AServerNoticeBecomesALogEventNotARawLine) {
+  pg_connection db_connection(settings());
+  ::testing::internal::CaptureStderr();
+  db_connection.run_script(
+      "notice", "DO $$ BEGIN RAISE NOTICE 'hello from the server'; END $$");
+  auto err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("event=db.notice"), std::string::npos) << err;
+  EXPECT_NE(err.find("hello from the server"), std::string::npos) << err;
+  EXPECT_EQ(err.find("\nNOTICE:"), std::string::npos) << err;
+  EXPECT_NE(err.rfind("NOTICE:", 0), 0u) << err;
+}
+
 TEST(worker_id, NamesHostPidAndARandomSuffix) {
   auto id = make_worker_id();
 
