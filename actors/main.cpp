@@ -281,6 +281,10 @@ int enqueue_command(const common_flags& common,
     return exit_usage;
   }
   try {
+    if (!schema_exists(settings_of(c))) {
+      print_error("schema imagen is missing: run `imagen-worker migrate`");
+      return exit_runtime;
+    }
     for (const auto& id : enqueue(settings_of(c), request))
       std::cout << id << '\n';
     return exit_ok;
@@ -300,6 +304,10 @@ int status_command(const common_flags& common) {
     return exit_usage;
   }
   try {
+    if (!schema_exists(settings_of(c))) {
+      print_error("schema imagen is missing: run `imagen-worker migrate`");
+      return exit_runtime;
+    }
     auto counts = queue_status(settings_of(c));
     // The four states always appear, so a script can read a zero.
     std::map<std::string, std::int64_t> shown = {

@@ -2,6 +2,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -72,6 +73,19 @@ TEST(Cli, EnqueueCountFiveCreatesFiveRowsAndPrintsTheirIds) {
     EXPECT_EQ(r[3], "64");
     EXPECT_EQ(r[4], "32");
     EXPECT_EQ(r[5], "cli-test");
+  }
+}
+
+TEST(Cli, StatusAndEnqueueBeforeMigrateSayToMigrate) {
+  worker_env env(scratch_database::schema::empty);
+  env_changes db{{"IMAGEN_DATABASE_URL", env.url()}};
+
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"status"}, {"enqueue", "--prompt", "too early"}}) {
+    auto result = run_worker(args, db);
+    EXPECT_EQ(result.status, 1) << args[0] << ": " << result.all;
+    EXPECT_NE(result.all.find("run `imagen-worker migrate`"), std::string::npos)
+        << args[0] << ": " << result.all;
   }
 }
 
