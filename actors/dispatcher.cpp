@@ -83,6 +83,10 @@ void stop_if_drained(dispatcher_actor* self) {
 void start_job(dispatcher_actor* self, slot_record& slot, job j) {
   auto& st = self->state;
   slot.running = j;
+  // A slot whose previous job lost its lease was cancelled; this job is
+  // a new one. (The flag is only set while the slot runs a job, and the
+  // slot is idle here.)
+  slot.cancel->store(false);
   st.claims[j.id] = claim_record{j, std::nullopt, false};
   log::debug("job.claimed", {{"job", j.id}, {"attempt", j.attempt}});
   self->send(slot.handle, run_atom::value, std::move(j));
@@ -236,7 +240,20 @@ void heartbeat(dispatcher_actor* self) {
       if (it == st.claims.end())
         continue;
       it->second.lost = true;
-      log::warn("job.lease_lost", {{"job", ref.id}, {"attempt", ref.attempt}});
+      // Someone else owns the row now (a rescue, or the application
+      // cancelled it): stop spending the slot, and the GPU, on it. Its
+      // outcome will be fenced out either way.
+      bool stopped = false;
+      for (auto& slot : st.slots) {
+        if (slot.running && slot.running->id == ref.id &&
+            slot.running->attempt == ref.attempt) {
+          slot.cancel->store(true);
+          stopped = true;
+        }
+      }
+      log::warn(
+          "job.lease_lost",
+          {{"job", ref.id}, {"attempt", ref.attempt}, {"cancelled", stopped}});
     }
   } catch (const queue_error& e) {
     // The next heartbeat comes at lease / 3; two may fail before the

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <utility>
@@ -100,6 +102,18 @@ int run_worker(const config& cfg, runtime_parts parts) {
 
     done.store(true);
     bridge.join();
+    // The supervisor has decided. The system's destructor still waits for
+    // every actor; each blocking call has a deadline, but an actor that
+    // leaked (a spawn that failed halfway) would hold the process for
+    // ever and a service manager would never restart it. Past the margin
+    // the process ends with the status already decided.
+    auto margin = cfg.db_timeout + std::chrono::seconds(5);
+    std::thread([margin, status] {
+      std::this_thread::sleep_for(margin);
+      log::error("worker.stuck",
+                 {{"waited_ms", margin.count()}, {"status", status}});
+      std::_Exit(status);
+    }).detach();
     // The actor system's destructor waits for every actor; each blocking
     // call in them has a deadline, so this ends.
   }

@@ -163,6 +163,12 @@ CAF_TEST(the heartbeat renews the claims in flight every lease / 3) {
   // A lease reported lost is not renewed any more.
   queue->lose_on_heartbeat = refs({"job-1"});
   advance_and_run(cfg.lease / 3, slots);
+  // ... and the slot that runs it is told to stop; the other runs on.
+  for (const auto& slot : state_of_dispatcher(disp).slots) {
+    if (!slot.running)
+      continue;
+    CAF_CHECK_EQUAL(slot.cancel->load(), slot.running->id == "job-1");
+  }
   advance_and_run(cfg.lease / 3, slots);
   CAF_REQUIRE_EQUAL(queue->heartbeats.size(), 3u);
   CAF_CHECK_EQUAL(queue->heartbeats[1], refs({"job-1", "job-2"}));
