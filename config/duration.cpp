@@ -5,27 +5,18 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config/quote.hpp"
 
 namespace imagen {
 namespace {
 
 constexpr const char* duration_hint = "(use 250ms, 5s, 5m, 1h)";
 
-std::string quoted(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    out += c;
-  }
-  return out + '"';
-}
-
 }  // namespace
 
 milliseconds parse_duration(const std::string& key, const std::string& text) {
   auto not_a_duration = [&] {
-    return config_error(key + ": " + quoted(text) + " is not a duration " +
+    return config_error(key + ": " + quote_value(text) + " is not a duration " +
                         duration_hint);
   };
 
@@ -34,7 +25,7 @@ milliseconds parse_duration(const std::string& key, const std::string& text) {
   const char* last = text.data() + text.size();
   auto [end, ec] = std::from_chars(first, last, number);
   if (ec == std::errc::result_out_of_range)
-    throw config_error(key + ": " + quoted(text) + " is too long");
+    throw config_error(key + ": " + quote_value(text) + " is too long");
   if (ec != std::errc{} || end == first || *first == '-')
     throw not_a_duration();
 
@@ -52,7 +43,7 @@ milliseconds parse_duration(const std::string& key, const std::string& text) {
     throw not_a_duration();
 
   if (number > std::numeric_limits<std::int64_t>::max() / factor)
-    throw config_error(key + ": " + quoted(text) + " is too long");
+    throw config_error(key + ": " + quote_value(text) + " is too long");
   return milliseconds{number * factor};
 }
 

@@ -21,6 +21,8 @@
 
 #include <toml++/toml.h>
 
+#include "config/quote.hpp"
+
 extern char** environ;
 
 namespace imagen {
@@ -48,16 +50,6 @@ struct raw_value {
   std::string text;
 };
 
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    out += c;
-  }
-  return out + '"';
-}
-
 std::string join(const std::vector<std::string>& items,
                  const std::string& separator) {
   std::string out;
@@ -73,9 +65,9 @@ std::string origin_of(const std::string& file, const toml::node& node) {
 /// The value as the operator wrote it, for error messages.
 std::string shown(const raw_value& v) {
   if (v.node == nullptr)
-    return quoted(v.text);
+    return quote_value(v.text);
   if (v.node->is_string())
-    return quoted(v.node->as_string()->get());
+    return quote_value(v.node->as_string()->get());
   std::ostringstream out;
   v.node->visit([&out](const auto& n) { out << n; });
   return out.str();
@@ -207,7 +199,7 @@ setter choice_key(std::string config::*member,
   return [member, allowed](config& c, const raw_value& v) {
     auto text = read_string(v);
     if (std::find(allowed.begin(), allowed.end(), text) == allowed.end())
-      fail(v, quoted(text) + " is not one of " + join(allowed, ", "));
+      fail(v, quote_value(text) + " is not one of " + join(allowed, ", "));
     c.*member = text;
   };
 }
@@ -381,7 +373,7 @@ backend_config read_backend(const std::string& file, const std::string& name,
       backend_kinds.end())
     fail(raw_value{key + ".kind", origin_of(file, *table->get("kind")),
                    table->get("kind"), ""},
-         quoted(b.kind) + " is not one of " + join(backend_kinds, ", "));
+         quote_value(b.kind) + " is not one of " + join(backend_kinds, ", "));
   check_backend(b, where, given);
   return b;
 }
@@ -507,7 +499,7 @@ void check_whole(const config& c, const flag_overrides& flags) {
     std::vector<std::string> names;
     for (const auto& entry : c.backends)
       names.push_back(entry.first);
-    throw config_error("default_backend: " + quoted(c.default_backend) +
+    throw config_error("default_backend: " + quote_value(c.default_backend) +
                        " names no backend (configured: " + join(names, ", ") +
                        ")");
   }

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "config/load.hpp"
+#include "config/quote.hpp"
 #include "tests/support/process.hpp"
 
 namespace imagen {
@@ -630,6 +631,14 @@ TEST_F(config_load, flag_errors_name_the_flag) {
   inputs.flags.gpus = "a";
   EXPECT_EQ(error_of(inputs),
             "--gpus: \"a\" is not a list of GPU indexes (use 0,1)");
+}
+
+TEST(config_quote, escapes_what_would_garble_a_message) {
+  EXPECT_EQ(quote_value("plain"), "\"plain\"");
+  EXPECT_EQ(quote_value("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(quote_value("line\nbreak\t"), "\"line\\x0abreak\\x09\"");
+  EXPECT_EQ(quote_value("caf\xe9 \xc3\xa9"), "\"caf\\xe9 \xc3\xa9\"");
+  EXPECT_EQ(quote_value(std::string("a\0b", 3)), "\"a\\x00b\"");
 }
 
 }  // namespace
