@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -256,12 +257,21 @@ void apply(config& c, const std::string& key, raw_value v) {
 // ---- the file ---------------------------------------------------------
 
 std::string read_file(const std::string& path) {
+  // An ifstream opens a directory and then reads nothing, which would
+  // silently give the built-in defaults.
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw config_error("config file " + quote_value(path) +
+                       " is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    throw config_error("config file " + path +
+    throw config_error("config file " + quote_value(path) +
                        " cannot be read: " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
+  if (in.bad())
+    throw config_error("config file " + quote_value(path) +
+                       " cannot be read: " + std::strerror(errno));
   return text.str();
 }
 

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -120,6 +121,18 @@ TEST_F(ConfigErrors, MissingConfigFileExits2NamingIt) {
 
   EXPECT_EQ(result.status, 2) << result.all;
   EXPECT_TRUE(mentions(result.all, "absent.toml")) << result.all;
+}
+
+TEST_F(ConfigErrors, ConfigThatIsADirectoryExits2NamingIt) {
+  auto dir = (env_.dir() / "conf.d").string();
+  std::filesystem::create_directories(dir);
+  auto result =
+      run_worker({"run", "--exit-when-idle", "--config", dir}, env_.env());
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "\"" + dir + "\" is a directory"))
+      << result.all;
+  EXPECT_EQ(env_.count("running"), 0);
 }
 
 TEST(Cli, HelpAndVersionExit0) {

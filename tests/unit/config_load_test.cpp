@@ -488,9 +488,21 @@ TEST_F(config_load, syntax_errors_name_file_line_and_column) {
 TEST_F(config_load, a_missing_file_is_named) {
   load_inputs inputs;
   inputs.config_file = "/nonexistent/imagen.toml";
-  EXPECT_NE(error_of(inputs).find("config file /nonexistent/imagen.toml "
+  EXPECT_NE(error_of(inputs).find("config file \"/nonexistent/imagen.toml\" "
                                   "cannot be read"),
             std::string::npos);
+}
+
+TEST_F(config_load, a_directory_as_the_file_is_named_not_read_as_empty) {
+  load_inputs inputs;
+  inputs.config_file = dir_.path().string();
+  EXPECT_EQ(error_of(inputs), "config file \"" + dir_.path().string() +
+                                  "\" is a directory, not a file");
+
+  inputs = load_inputs{};
+  inputs.environment = {{"IMAGEN_CONFIG", dir_.path().string() + "/"}};
+  EXPECT_EQ(error_of(inputs), "config file \"" + dir_.path().string() +
+                                  "/\" is a directory, not a file");
 }
 
 // ---- backends ---------------------------------------------------------
