@@ -40,6 +40,10 @@ constexpr const char* output_dir = "var/images";
 constexpr const char* default_backend = "procedural";
 }  // namespace defaults
 
+/// Longest duration of any key. Longer ones overflowed timers (an idle
+/// worker spun at 100% CPU) and retry times PostgreSQL cannot store.
+constexpr milliseconds max_duration{30LL * 24 * 60 * 60 * 1000};
+
 /// A configuration value that is wrong; exits 2 with this message, which
 /// names the key and the value.
 class config_error : public std::runtime_error {
@@ -92,7 +96,8 @@ struct config {
   std::optional<int> slot_gpu(int index) const;
 };
 
-/// Parses "250ms", "5s", "5m", "1h"; throws config_error naming `key`.
+/// Parses "250ms", "5s", "5m", "1h", at most max_duration; throws
+/// config_error naming `key` and the text.
 milliseconds parse_duration(const std::string& key, const std::string& text);
 
 /// Writes a duration the way parse_duration reads it: "250ms", "5s", "5m".

@@ -1,7 +1,6 @@
 // Durations as operators write them: a whole number and a unit.
 #include <charconv>
 #include <cstdint>
-#include <limits>
 #include <string>
 
 #include "config/config.hpp"
@@ -15,6 +14,11 @@ constexpr const char* duration_hint = "(use 250ms, 5s, 5m, 1h)";
 }  // namespace
 
 milliseconds parse_duration(const std::string& key, const std::string& text) {
+  auto too_long = [&] {
+    return config_error(key + ": " + quote_value(text) + " is longer than " +
+                        format_duration(max_duration) +
+                        " (30 days), the longest duration accepted");
+  };
   auto not_a_duration = [&] {
     return config_error(key + ": " + quote_value(text) + " is not a duration " +
                         duration_hint);
@@ -25,7 +29,7 @@ milliseconds parse_duration(const std::string& key, const std::string& text) {
   const char* last = text.data() + text.size();
   auto [end, ec] = std::from_chars(first, last, number);
   if (ec == std::errc::result_out_of_range)
-    throw config_error(key + ": " + quote_value(text) + " is too long");
+    throw too_long();
   if (ec != std::errc{} || end == first || *first == '-')
     throw not_a_duration();
 
@@ -42,8 +46,8 @@ milliseconds parse_duration(const std::string& key, const std::string& text) {
   else
     throw not_a_duration();
 
-  if (number > std::numeric_limits<std::int64_t>::max() / factor)
-    throw config_error(key + ": " + quote_value(text) + " is too long");
+  if (number > max_duration.count() / factor)
+    throw too_long();
   return milliseconds{number * factor};
 }
 

@@ -220,8 +220,9 @@ const std::vector<scalar_key>& scalar_keys() {
       {"worker.shutdown_grace",
        duration_key(&config::shutdown_grace, zero::allowed)},
       {"worker.max_attempts", int_key(&config::max_attempts, 1)},
-      {"worker.retry_base", duration_key(&config::retry_base, zero::refused)},
-      {"worker.retry_cap", duration_key(&config::retry_cap, zero::refused)},
+      // A retry_base of 0s retries a failed job at once, without backoff.
+      {"worker.retry_base", duration_key(&config::retry_base, zero::allowed)},
+      {"worker.retry_cap", duration_key(&config::retry_cap, zero::allowed)},
       {"worker.restart_intensity", int_key(&config::restart_intensity, 0)},
       {"worker.restart_period",
        duration_key(&config::restart_period, zero::refused)},

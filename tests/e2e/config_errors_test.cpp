@@ -135,6 +135,33 @@ TEST_F(ConfigErrors, ConfigThatIsADirectoryExits2NamingIt) {
   EXPECT_EQ(env_.count("running"), 0);
 }
 
+TEST_F(ConfigErrors, DurationLongerThan30DaysExits2) {
+  auto lease = run_worker({"run", "--exit-when-idle"},
+                          env_.env({{"IMAGEN_WORKER_LEASE", "7000000h"}}));
+  auto retry = run_with_config("[worker]\nretry_cap = \"999999h\"\n");
+
+  EXPECT_EQ(lease.status, 2) << lease.all;
+  EXPECT_TRUE(mentions(lease.all,
+                       "IMAGEN_WORKER_LEASE: \"7000000h\" is "
+                       "longer than 720h (30 days)"))
+      << lease.all;
+  EXPECT_EQ(retry.status, 2) << retry.all;
+  EXPECT_TRUE(mentions(retry.all,
+                       "worker.retry_cap: \"999999h\" is longer "
+                       "than 720h"))
+      << retry.all;
+}
+
+TEST_F(ConfigErrors, ZeroLeaseExits2) {
+  auto result = run_worker({"run", "--exit-when-idle"},
+                           env_.env({{"IMAGEN_WORKER_LEASE", "0s"}}));
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(
+      mentions(result.all, "IMAGEN_WORKER_LEASE: 0s must be greater than 0"))
+      << result.all;
+}
+
 TEST(Cli, HelpAndVersionExit0) {
   auto help = run_worker({"--help"}, {});
   auto version = run_worker({"--version"}, {});

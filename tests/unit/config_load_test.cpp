@@ -358,6 +358,27 @@ TEST(config_duration, refuses_a_value_that_overflows) {
   EXPECT_THROW(parse_duration("k", "9999999999999999h"), config_error);
 }
 
+TEST(config_duration, accepts_up_to_30_days_and_refuses_longer) {
+  EXPECT_EQ(parse_duration("k", "720h"), max_duration);
+  EXPECT_EQ(parse_duration("k", "43200m"), max_duration);
+  EXPECT_EQ(parse_duration("k", "2592000s"), max_duration);
+  EXPECT_EQ(parse_duration("k", "2592000000ms"), max_duration);
+  EXPECT_EQ(max_duration, std::chrono::hours(24 * 30));
+
+  for (const char* text : {"721h", "43201m", "2592001s", "2592000001ms",
+                           "7000000h", "9999999999999999999h"}) {
+    try {
+      parse_duration("worker.lease", text);
+      ADD_FAILURE() << "accepted \"" << text << "\"";
+    } catch (const config_error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "worker.lease: \"" + std::string(text) +
+                    "\" is longer than 720h (30 days), the longest duration "
+                    "accepted");
+    }
+  }
+}
+
 TEST(config_duration, formats_in_the_largest_whole_unit) {
   EXPECT_EQ(format_duration(250ms), "250ms");
   EXPECT_EQ(format_duration(1500ms), "1500ms");
@@ -387,13 +408,79 @@ TEST_F(config_load, a_duration_must_be_a_string) {
 }
 
 TEST_F(config_load, a_zero_duration_is_refused_where_it_makes_no_sense) {
-  EXPECT_NE(file_error("[worker]\npoll_interval = \"0s\"\n")
-                .find("worker.poll_interval: 0s must be greater than 0"),
-            std::string::npos);
+  for (const char* key : {"poll_interval", "job_timeout", "lease", "db_timeout",
+                          "restart_period"}) {
+    for (const char* zero : {"0s", "0ms", "0h"}) {
+      SCOPED_TRACE(std::string(key) + " = " + zero);
+      auto message =
+          file_error("[worker]\n" + std::string(key) + " = \"" + zero + "\"\n");
+      EXPECT_NE(message.find("worker." + std::string(key) +
+                             ": 0s must be greater than 0"),
+                std::string::npos)
+          << message;
+      EXPECT_EQ(env_error(environment_name("worker." + std::string(key)), zero),
+                environment_name("worker." + std::string(key)) +
+                    ": 0s must be greater than 0");
+    }
+  }
   EXPECT_NE(file_error("[backends.x]\nkind = \"command\"\n"
                        "argv = [\"{output}\"]\ntimeout = \"0ms\"\n")
                 .find("backends.x.timeout: 0s must be greater than 0"),
             std::string::npos);
+}
+
+TEST_F(config_load, a_zero_duration_is_allowed_where_it_means_something) {
+  // No grace: jobs in flight are given back at once on SIGTERM.
+  EXPECT_EQ(load_config(with_file("[worker]\nshutdown_grace = \"0s\"\n"))
+                .shutdown_grace,
+            0ms);
+  // No backoff: a failed job is retried at once.
+  auto c = load_config(
+      with_file("[worker]\nretry_base = \"0s\"\nretry_cap = \"0s\"\n"));
+  EXPECT_EQ(c.retry_base, 0ms);
+  EXPECT_EQ(c.retry_cap, 0ms);
+  EXPECT_EQ(
+      load_config(with_file("[worker]\nretry_base = \"0ms\"\n")).retry_cap,
+      defaults::retry_cap);
+  EXPECT_EQ(load_config(with_file("[backends.n]\nkind = \"null\"\ndelay = "
+                                  "\"0s\"\n"))
+                .backends.at("n")
+                .delay,
+            0ms);
+}
+
+TEST_F(config_load, every_duration_key_is_capped_at_30_days) {
+  for (const char* key :
+       {"poll_interval", "job_timeout", "lease", "shutdown_grace", "retry_base",
+        "retry_cap", "restart_period", "db_timeout"}) {
+    SCOPED_TRACE(key);
+    auto message =
+        file_error("[worker]\n" + std::string(key) + " = \"7000000h\"\n");
+    EXPECT_NE(message.find("worker." + std::string(key) +
+                           ": \"7000000h\" is longer than 720h (30 days)"),
+              std::string::npos)
+        << message;
+    const auto variable = environment_name("worker." + std::string(key));
+    EXPECT_EQ(env_error(variable, "721h"),
+              variable +
+                  ": \"721h\" is longer than 720h (30 days), the longest "
+                  "duration accepted");
+  }
+  EXPECT_NE(file_error("[backends.x]\nkind = \"command\"\nargv = "
+                       "[\"/bin/sh\", \"{output}\"]\ntimeout = \"721h\"\n")
+                .find("backends.x.timeout: \"721h\" is longer than 720h"),
+            std::string::npos);
+  EXPECT_NE(file_error("[backends.n]\nkind = \"null\"\ndelay = \"721h\"\n")
+                .find("backends.n.delay: \"721h\" is longer than 720h"),
+            std::string::npos);
+
+  // 30 days themselves are accepted, and pass the checks across keys.
+  auto c = load_config(
+      with_file("[worker]\nlease = \"720h\"\nretry_base = \"720h\"\n"
+                "retry_cap = \"720h\"\njob_timeout = \"720h\"\n"
+                "db_timeout = \"1h\"\n"));
+  EXPECT_EQ(c.lease, max_duration);
+  EXPECT_EQ(c.retry_cap, max_duration);
 }
 
 TEST_F(config_load, numbers_below_their_minimum_are_refused) {
