@@ -40,6 +40,10 @@ constexpr const char* output_dir = "var/images";
 constexpr const char* default_backend = "procedural";
 }  // namespace defaults
 
+/// Each slot is a thread and a database claim; more than this on one
+/// process is a mistake, and beyond it the slot arithmetic could overflow.
+constexpr int max_slots = 1024;
+
 /// Longest duration of any key. Longer ones overflowed timers (an idle
 /// worker spun at 100% CPU) and retry times PostgreSQL cannot store.
 constexpr milliseconds max_duration{30LL * 24 * 60 * 60 * 1000};

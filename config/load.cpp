@@ -176,6 +176,20 @@ setter int_key(int config::*member, int minimum) {
   };
 }
 
+/// A slot count: each slot is a thread, so it is bounded by max_slots.
+setter slot_key(int config::*member) {
+  return [member](config& c, const raw_value& v) {
+    int n = read_int(v);
+    if (n < 1)
+      fail(v, std::to_string(n) + " must be at least 1");
+    if (n > max_slots)
+      fail(v, std::to_string(n) + " is more slots than " +
+                  std::to_string(max_slots) +
+                  " (each slot is a thread): run more worker processes");
+    c.*member = n;
+  };
+}
+
 setter limit_key(int job_limits::*member, int minimum) {
   return [member, minimum](config& c, const raw_value& v) {
     int n = read_int(v);
@@ -229,8 +243,8 @@ const std::vector<scalar_key>& scalar_keys() {
       {"worker.db_timeout", duration_key(&config::db_timeout, zero::refused)},
       {"pool.gpus",
        [](config& c, const raw_value& v) { c.gpus = read_gpus(v); }},
-      {"pool.slots_per_gpu", int_key(&config::slots_per_gpu, 1)},
-      {"pool.size", int_key(&config::pool_size, 1)},
+      {"pool.slots_per_gpu", slot_key(&config::slots_per_gpu)},
+      {"pool.size", slot_key(&config::pool_size)},
       {"output.dir", text_key(&config::output_dir)},
       {"default_backend", text_key(&config::default_backend)},
       {"limits.max_prompt_chars", limit_key(&job_limits::max_prompt_chars, 1)},
@@ -489,6 +503,21 @@ void check_whole(const config& c, const flag_overrides& flags) {
                        " conflicts with pool.gpus " + join(gpus, ",") +
                        ": with GPUs the slot count is gpus x "
                        "slots_per_gpu (pass --gpus \"\" for CPU slots)");
+  }
+
+  // Counted in 64 bits: the product of two valid ints may not fit in one.
+  const std::int64_t gpu_slots =
+      static_cast<std::int64_t>(c.gpus.size()) * c.slots_per_gpu;
+  if (!c.gpus.empty() && gpu_slots > max_slots) {
+    std::vector<std::string> gpus;
+    for (int gpu : c.gpus)
+      gpus.push_back(std::to_string(gpu));
+    throw config_error(
+        "pool.slots_per_gpu: " + std::to_string(c.slots_per_gpu) + " x " +
+        std::to_string(c.gpus.size()) + " GPUs (pool.gpus " + join(gpus, ",") +
+        ") is " + std::to_string(gpu_slots) + " slots, more slots than " +
+        std::to_string(max_slots) +
+        " (each slot is a thread): run more worker processes");
   }
 
   if (c.retry_cap < c.retry_base)

@@ -135,6 +135,37 @@ TEST_F(ConfigErrors, ConfigThatIsADirectoryExits2NamingIt) {
   EXPECT_EQ(env_.count("running"), 0);
 }
 
+TEST_F(ConfigErrors, TooManySlotsExits2InsteadOfOverflowing) {
+  auto huge =
+      run_worker({"run", "--exit-when-idle", "--gpus", "0,1"},
+                 env_.env({{"IMAGEN_POOL_SLOTS_PER_GPU", "2147483647"}}));
+  auto product = run_worker({"run", "--exit-when-idle", "--gpus", "0,1"},
+                            env_.env({{"IMAGEN_POOL_SLOTS_PER_GPU", "600"}}));
+
+  EXPECT_EQ(huge.status, 2) << huge.all;
+  EXPECT_TRUE(mentions(huge.all,
+                       "IMAGEN_POOL_SLOTS_PER_GPU: 2147483647 is "
+                       "more slots than 1024"))
+      << huge.all;
+  EXPECT_EQ(product.status, 2) << product.all;
+  EXPECT_TRUE(mentions(product.all,
+                       "pool.slots_per_gpu: 600 x 2 GPUs "
+                       "(pool.gpus 0,1) is 1200 slots, more "
+                       "slots than 1024"))
+      << product.all;
+  EXPECT_TRUE(mentions(product.all, "run more worker processes"))
+      << product.all;
+}
+
+TEST_F(ConfigErrors, RepeatedGpuExits2) {
+  auto result =
+      run_worker({"run", "--exit-when-idle", "--gpus", "1,1"}, env_.env());
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "--gpus: GPU 1 is listed twice"))
+      << result.all;
+}
+
 TEST_F(ConfigErrors, DurationLongerThan30DaysExits2) {
   auto lease = run_worker({"run", "--exit-when-idle"},
                           env_.env({{"IMAGEN_WORKER_LEASE", "7000000h"}}));

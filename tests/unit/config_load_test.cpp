@@ -732,6 +732,61 @@ TEST_F(config_load, flag_errors_name_the_flag) {
             "--gpus: \"a\" is not a list of GPU indexes (use 0,1)");
 }
 
+// ---- slots ------------------------------------------------------------
+
+TEST_F(config_load, slot_counts_above_1024_are_refused) {
+  EXPECT_EQ(load_config(with_file("[pool]\nsize = 1024\n")).slot_count(), 1024);
+  EXPECT_NE(file_error("[pool]\nsize = 1025\n")
+                .find("pool.size: 1025 is more slots than 1024 (each slot is "
+                      "a thread): run more worker processes"),
+            std::string::npos);
+  EXPECT_EQ(env_error("IMAGEN_POOL_SIZE", "5000"),
+            "IMAGEN_POOL_SIZE: 5000 is more slots than 1024 (each slot is a "
+            "thread): run more worker processes");
+
+  load_inputs inputs;
+  inputs.flags.pool_size = 2000;
+  EXPECT_EQ(error_of(inputs),
+            "--pool-size: 2000 is more slots than 1024 (each slot is a "
+            "thread): run more worker processes");
+}
+
+TEST_F(config_load, gpus_times_slots_per_gpu_is_bounded_without_overflow) {
+  // Once multiplied in 32 bits into -2 slots.
+  EXPECT_NE(file_error("[pool]\ngpus = [0, 1]\nslots_per_gpu = 2147483647\n")
+                .find("pool.slots_per_gpu: 2147483647 is more slots than "
+                      "1024"),
+            std::string::npos);
+
+  EXPECT_EQ(file_error("[pool]\ngpus = [0, 1]\nslots_per_gpu = 600\n"),
+            "pool.slots_per_gpu: 600 x 2 GPUs (pool.gpus 0,1) is 1200 slots, "
+            "more slots than 1024 (each slot is a thread): run more worker "
+            "processes");
+
+  std::string many = "[pool]\nslots_per_gpu = 1024\ngpus = [0";
+  for (int gpu = 1; gpu < 4096; ++gpu)
+    many += ", " + std::to_string(gpu);
+  auto message = file_error(many + "]\n");
+  EXPECT_NE(message.find("1024 x 4096 GPUs"), std::string::npos);
+  EXPECT_NE(message.find("is 4194304 slots"), std::string::npos);
+
+  auto c =
+      load_config(with_file("[pool]\ngpus = [0, 1]\nslots_per_gpu = "
+                            "512\n"));
+  EXPECT_EQ(c.slot_count(), 1024);
+  EXPECT_EQ(c.slot_gpu(1023), std::optional<int>(1));
+}
+
+TEST_F(config_load, gpu_lists_from_the_environment_refuse_repeats) {
+  EXPECT_EQ(env_error("IMAGEN_POOL_GPUS", "0,1,0"),
+            "IMAGEN_POOL_GPUS: GPU 0 is listed twice");
+  EXPECT_EQ(env_error("IMAGEN_POOL_GPUS", "-1"),
+            "IMAGEN_POOL_GPUS: \"-1\" is not a list of GPU indexes (use 0,1)");
+  load_inputs inputs;
+  inputs.flags.gpus = "2,2";
+  EXPECT_EQ(error_of(inputs), "--gpus: GPU 2 is listed twice");
+}
+
 TEST(config_quote, escapes_what_would_garble_a_message) {
   EXPECT_EQ(quote_value("plain"), "\"plain\"");
   EXPECT_EQ(quote_value("a\"b\\c"), "\"a\\\"b\\\\c\"");
