@@ -23,6 +23,7 @@
 #include <toml++/toml.h>
 
 #include "config/quote.hpp"
+#include "core/validation.hpp"
 
 extern char** environ;
 
@@ -205,6 +206,12 @@ setter text_key(std::string config::*member) {
     auto text = read_string(v);
     if (text.empty())
       fail(v, "\"\" must not be empty");
+    // Both end up in text columns, which PostgreSQL refuses to hold
+    // invalid UTF-8: every image registration would fail.
+    if (!utf8_length(text))
+      fail(v, quote_value(text) + " is not valid UTF-8");
+    if (text.find('\0') != std::string::npos)
+      fail(v, quote_value(text) + " contains a NUL character");
     c.*member = text;
   };
 }
@@ -519,6 +526,15 @@ void check_whole(const config& c, const flag_overrides& flags) {
         std::to_string(max_slots) +
         " (each slot is a thread): run more worker processes");
   }
+
+  // A relative output.dir becomes an absolute path under the working
+  // directory, and that path is what the database stores.
+  std::error_code error;
+  const auto output = std::filesystem::absolute(c.output_dir, error).string();
+  if (!error && !utf8_length(output))
+    throw config_error("output.dir: " + quote_value(c.output_dir) +
+                       " resolves to " + quote_value(output) +
+                       ", which is not valid UTF-8");
 
   if (c.retry_cap < c.retry_base)
     throw config_error("worker.retry_cap: " + format_duration(c.retry_cap) +

@@ -193,6 +193,19 @@ TEST_F(ConfigErrors, ZeroLeaseExits2) {
       << result.all;
 }
 
+TEST_F(ConfigErrors, OutputDirThatIsNotUtf8Exits2ShowingTheByte) {
+  auto latin1 = (env_.dir() / "caf\xe9").string();
+  auto result = run_worker({"run", "--exit-when-idle"},
+                           env_.env({{"IMAGEN_OUTPUT_DIR", latin1}}));
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all, "IMAGEN_OUTPUT_DIR: \"" +
+                                       env_.dir().string() +
+                                       "/caf\\xe9\" is not valid UTF-8"))
+      << result.all;
+  EXPECT_FALSE(std::filesystem::exists(latin1));
+}
+
 TEST(Cli, HelpAndVersionExit0) {
   auto help = run_worker({"--help"}, {});
   auto version = run_worker({"--version"}, {});

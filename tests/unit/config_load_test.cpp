@@ -1,6 +1,7 @@
 // load_config: defaults, the precedence file < environment < flags, and
 // the message of every configuration error.
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -785,6 +786,44 @@ TEST_F(config_load, gpu_lists_from_the_environment_refuse_repeats) {
   load_inputs inputs;
   inputs.flags.gpus = "2,2";
   EXPECT_EQ(error_of(inputs), "--gpus: GPU 2 is listed twice");
+}
+
+// ---- output.dir -------------------------------------------------------
+
+TEST_F(config_load, output_dir_must_be_valid_utf8) {
+  EXPECT_EQ(env_error("IMAGEN_OUTPUT_DIR", "var/im\xe9ges"),
+            "IMAGEN_OUTPUT_DIR: \"var/im\\xe9ges\" is not valid UTF-8");
+  EXPECT_EQ(env_error("IMAGEN_OUTPUT_DIR", "/srv/\xc3"),
+            "IMAGEN_OUTPUT_DIR: \"/srv/\\xc3\" is not valid UTF-8");
+  EXPECT_NE(file_error("[output]\ndir = \"a\\u0000b\"\n")
+                .find("output.dir: \"a\\x00b\" contains a NUL character"),
+            std::string::npos);
+
+  load_inputs inputs;
+  inputs.environment = {{"IMAGEN_OUTPUT_DIR", "/srv/images-\xc3\xa9t\xc3\xa9"}};
+  EXPECT_EQ(load_config(inputs).output_dir, "/srv/images-\xc3\xa9t\xc3\xa9");
+}
+
+TEST_F(config_load, a_relative_output_dir_needs_a_utf8_working_directory) {
+  const auto latin1 = dir_.path() / "caf\xe9";
+  std::filesystem::create_directories(latin1);
+  const auto before = std::filesystem::current_path();
+  std::filesystem::current_path(latin1);
+  std::string message;
+  try {
+    load_config(load_inputs{});
+  } catch (const config_error& e) {
+    message = e.what();
+  }
+  auto absolute = load_inputs{};
+  absolute.environment = {{"IMAGEN_OUTPUT_DIR", "/srv/images"}};
+  const bool absolute_loads = load_config(absolute).output_dir == "/srv/images";
+  std::filesystem::current_path(before);
+
+  EXPECT_EQ(message, "output.dir: \"var/images\" resolves to \"" +
+                         dir_.path().string() +
+                         "/caf\\xe9/var/images\", which is not valid UTF-8");
+  EXPECT_TRUE(absolute_loads);
 }
 
 TEST(config_quote, escapes_what_would_garble_a_message) {
