@@ -22,6 +22,7 @@
 
 #include <toml++/toml.h>
 
+#include "config/command_argv.hpp"
 #include "config/quote.hpp"
 #include "core/validation.hpp"
 
@@ -330,30 +331,73 @@ std::map<std::string, std::string> read_env_table(const raw_value& v) {
   return env;
 }
 
+/// The file being read, and where a command backend's program is looked
+/// for: the worker's own PATH, which posix_spawnp searches (a PATH in the
+/// backend's env table only reaches the generator); nothing when unset.
+struct file_source {
+  std::string path;
+  std::optional<std::string> search_path;
+};
+
+std::string argv_element(const std::string& key, std::size_t index) {
+  return key + ".argv[" + std::to_string(index) + "]";
+}
+
+/// A command backend's argv: a program that can be started now, only
+/// known placeholders, and {output} somewhere. The program must not
+/// contain a placeholder: the configuration, not a job's fields, decides
+/// what the worker runs.
+void check_argv(const backend_config& b, const std::string& where,
+                const std::string& key, const file_source& file) {
+  if (b.argv.empty())
+    throw config_error(where + key +
+                       ".argv: [] is empty: a command backend needs the "
+                       "generator's program and arguments");
+  const std::string program = where + argv_element(key, 0) + ": ";
+  if (b.argv[0].empty())
+    throw config_error(program + "\"\" is empty: it names the program to run");
+
+  bool has_output = false;
+  for (std::size_t i = 0; i < b.argv.size(); ++i) {
+    const auto scan = scan_placeholders(b.argv[i]);
+    if (scan.unknown) {
+      std::vector<std::string> names;
+      for (const auto& name : command_placeholders())
+        names.push_back("{" + name + "}");
+      throw config_error(where + argv_element(key, i) + ": " +
+                         quote_value(b.argv[i]) + " has an unknown " +
+                         "placeholder " + *scan.unknown +
+                         " (known: " + join(names, " ") + ")");
+    }
+    if (i == 0 && !scan.known.empty())
+      throw config_error(program + quote_value(b.argv[0]) +
+                         " contains the placeholder {" + scan.known[0] +
+                         "}: the program must be fixed in the "
+                         "configuration, not chosen by a job");
+    has_output = has_output || std::count(scan.known.begin(), scan.known.end(),
+                                          "output") != 0;
+  }
+  if (!has_output)
+    throw config_error(where + key +
+                       ".argv has no {output}: the worker reads the "
+                       "image from that path");
+
+  if (auto problem = program_problem(b.argv[0], file.search_path))
+    throw config_error(program + *problem);
+}
+
 /// Checks what a backend of its kind needs and refuses options that its
 /// kind would silently ignore.
-void check_backend(const backend_config& b, const std::string& where,
-                   const std::set<std::string>& given) {
-  const std::string prefix = where + "backends." + b.name + ".";
+void check_backend(const backend_config& b, const toml::table& table,
+                   const std::string& where, const file_source& file) {
+  const std::string key = "backends." + b.name;
   auto refuse = [&](const char* option) {
-    if (given.count(option) != 0)
-      throw config_error(prefix + option + " is not an option of a " + b.kind +
-                         " backend");
+    if (table.contains(option))
+      throw config_error(where + key + "." + option +
+                         " is not an option of a " + b.kind + " backend");
   };
 
-  if (b.kind == "command") {
-    if (b.argv.empty())
-      throw config_error(prefix +
-                         "argv is missing: a command backend needs the "
-                         "generator's argv");
-    bool has_output = std::any_of(b.argv.begin(), b.argv.end(), [](auto& a) {
-      return a.find("{output}") != std::string::npos;
-    });
-    if (!has_output)
-      throw config_error(prefix +
-                         "argv has no {output}: the worker reads the "
-                         "image from that path");
-  } else {
+  if (b.kind != "command") {
     // Only the command backend has a time limit of its own; the others
     // run under worker.job_timeout.
     refuse("argv");
@@ -362,12 +406,20 @@ void check_backend(const backend_config& b, const std::string& where,
   }
   if (b.kind != "null")
     refuse("delay");
+
+  if (b.kind == "command") {
+    if (!table.contains("argv"))
+      throw config_error(where + key +
+                         ".argv is missing: a command backend needs the "
+                         "generator's argv");
+    check_argv(b, origin_of(file.path, *table.get("argv")), key, file);
+  }
 }
 
-backend_config read_backend(const std::string& file, const std::string& name,
+backend_config read_backend(const file_source& file, const std::string& name,
                             const toml::node& node) {
   const std::string key = "backends." + name;
-  raw_value whole{key, origin_of(file, node), &node, ""};
+  raw_value whole{key, origin_of(file.path, node), &node, ""};
   const auto* table = node.as_table();
   if (table == nullptr)
     fail(whole, shown(whole) + " is not a table");
@@ -376,11 +428,9 @@ backend_config read_backend(const std::string& file, const std::string& name,
 
   backend_config b;
   b.name = name;
-  std::set<std::string> given;
   for (const auto& [option_key, value] : *table) {
     const std::string option(option_key.str());
-    raw_value v{key + "." + option, origin_of(file, value), &value, ""};
-    given.insert(option);
+    raw_value v{key + "." + option, origin_of(file.path, value), &value, ""};
     if (option == "kind")
       b.kind = read_string(v);
     else if (option == "argv")
@@ -392,30 +442,30 @@ backend_config read_backend(const std::string& file, const std::string& name,
     else if (option == "delay")
       b.delay = read_duration(v);
     else
-      unknown_key(file, value, v.name);
+      unknown_key(file.path, value, v.name);
     if (option == "timeout" && b.timeout->count() == 0)
       fail(v, "0s must be greater than 0");
   }
 
-  const auto where = origin_of(file, node);
-  if (given.count("kind") == 0)
+  const auto where = origin_of(file.path, node);
+  if (!table->contains("kind"))
     throw config_error(where + key + ".kind is missing (one of " +
                        join(backend_kinds, ", ") + ")");
   if (std::find(backend_kinds.begin(), backend_kinds.end(), b.kind) ==
       backend_kinds.end())
-    fail(raw_value{key + ".kind", origin_of(file, *table->get("kind")),
+    fail(raw_value{key + ".kind", origin_of(file.path, *table->get("kind")),
                    table->get("kind"), ""},
          quote_value(b.kind) + " is not one of " + join(backend_kinds, ", "));
-  check_backend(b, where, given);
+  check_backend(b, *table, where, file);
   return b;
 }
 
-void read_table(config& c, const std::string& file, const toml::table& table,
+void read_table(config& c, const file_source& file, const toml::table& table,
                 const std::string& prefix) {
   for (const auto& [name, node] : table) {
     const std::string own(name.str());
     const std::string key = prefix.empty() ? own : prefix + "." + own;
-    raw_value v{key, origin_of(file, node), &node, ""};
+    raw_value v{key, origin_of(file.path, node), &node, ""};
 
     if (const auto* scalar = find_key(key)) {
       scalar->set(c, v);
@@ -438,19 +488,19 @@ void read_table(config& c, const std::string& file, const toml::table& table,
                          "use --database-url, IMAGEN_DATABASE_URL or the "
                          "PG* variables");
     } else {
-      unknown_key(file, node, key);
+      unknown_key(file.path, node, key);
     }
   }
 }
 
-void read_config_file(config& c, const std::string& file) {
-  const std::string text = read_file(file);
+void read_config_file(config& c, const file_source& file) {
+  const std::string text = read_file(file.path);
   toml::table root;
   try {
-    root = toml::parse(text, file);
+    root = toml::parse(text, file.path);
   } catch (const toml::parse_error& e) {
     const auto& at = e.source().begin;
-    throw config_error(file + ":" + std::to_string(at.line) + ":" +
+    throw config_error(file.path + ":" + std::to_string(at.line) + ":" +
                        std::to_string(at.column) + ": " +
                        std::string(e.description()));
   }
@@ -583,8 +633,13 @@ config load_config(const load_inputs& inputs) {
     if (named != inputs.environment.end() && !named->second.empty())
       file = named->second;
   }
-  if (file)
-    read_config_file(c, *file);
+  if (file) {
+    file_source source{*file, std::nullopt};
+    auto path = inputs.environment.find("PATH");
+    if (path != inputs.environment.end())
+      source.search_path = path->second;
+    read_config_file(c, source);
+  }
 
   read_environment(c, inputs.environment);
   read_flags(c, inputs.flags);

@@ -25,14 +25,16 @@ struct flag_overrides {
 struct load_inputs {
   /// The TOML file; when empty, IMAGEN_CONFIG names it, else none is read.
   std::optional<std::string> config_file;
-  /// The process environment as a map, so tests can pass their own.
+  /// The process environment as a map, so tests can pass their own. Its
+  /// PATH is where a command backend's program is looked for.
   std::map<std::string, std::string> environment;
   flag_overrides flags;
 };
 
 /// Throws config_error, naming the key and the value, on anything wrong:
 /// an unknown key or variable, a wrong type, a value out of range, a
-/// default_backend that names no backend.
+/// default_backend that names no backend, a command backend whose
+/// program cannot be started or whose argv has an unknown placeholder.
 config load_config(const load_inputs& inputs);
 
 /// The environment of this process, for load_inputs::environment.

@@ -135,6 +135,84 @@ TEST_F(ConfigErrors, ConfigThatIsADirectoryExits2NamingIt) {
   EXPECT_EQ(env_.count("running"), 0);
 }
 
+TEST_F(ConfigErrors, ProgramNotInPathExits2NamingKeyAndValue) {
+  auto result = run_with_config(command_backend_toml(
+      "sdcpp", {"imagen-no-such-generator", "-o", "{output}"}));
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all,
+                       "backends.sdcpp.argv[0]: \"imagen-no-such-generator\" "
+                       "is not an executable found in PATH"))
+      << result.all;
+}
+
+TEST_F(ConfigErrors, ProgramIsSearchedInTheWorkersPath) {
+  // `sh` is found in the PATH the worker was started with, and nowhere
+  // once that PATH holds only an empty directory.
+  auto toml = command_backend_toml("sh", {"sh", "-c", "exit 1", "{output}"});
+  auto empty = env_.dir() / "empty-bin";
+  std::filesystem::create_directories(empty);
+  auto path = env_.write_config("worker.toml", toml);
+
+  auto found =
+      run_worker({"run", "--exit-when-idle", "--config", path}, env_.env());
+  auto missing = run_worker({"run", "--exit-when-idle", "--config", path},
+                            env_.env({{"PATH", empty.string()}}));
+
+  EXPECT_EQ(found.status, 0) << found.all;
+  EXPECT_EQ(missing.status, 2) << missing.all;
+  EXPECT_TRUE(mentions(missing.all,
+                       "backends.sh.argv[0]: \"sh\" is not an "
+                       "executable found in PATH"))
+      << missing.all;
+}
+
+TEST_F(ConfigErrors, ProgramPathThatIsNoExecutableExits2) {
+  auto plain = (env_.dir() / "generator.txt").string();
+  write_file(plain, "not a program\n");
+  auto missing = (env_.dir() / "absent-generator").string();
+
+  auto not_executable =
+      run_with_config(command_backend_toml("gen", {plain, "{output}"}));
+  auto absent =
+      run_with_config(command_backend_toml("gen", {missing, "{output}"}));
+
+  EXPECT_EQ(not_executable.status, 2) << not_executable.all;
+  EXPECT_TRUE(mentions(not_executable.all, "backends.gen.argv[0]: \"" + plain +
+                                               "\" is not executable"))
+      << not_executable.all;
+  EXPECT_EQ(absent.status, 2) << absent.all;
+  EXPECT_TRUE(mentions(
+      absent.all, "backends.gen.argv[0]: \"" + missing + "\" does not exist"))
+      << absent.all;
+}
+
+TEST_F(ConfigErrors, EmptyArgvExits2) {
+  auto empty =
+      run_with_config("[backends.gen]\nkind = \"command\"\nargv = []\n");
+  auto empty_program = run_with_config(
+      "[backends.gen]\nkind = \"command\"\nargv = [\"\", \"{output}\"]\n");
+
+  EXPECT_EQ(empty.status, 2) << empty.all;
+  EXPECT_TRUE(mentions(empty.all, "backends.gen.argv: [] is empty"))
+      << empty.all;
+  EXPECT_EQ(empty_program.status, 2) << empty_program.all;
+  EXPECT_TRUE(
+      mentions(empty_program.all, "backends.gen.argv[0]: \"\" is empty"))
+      << empty_program.all;
+}
+
+TEST_F(ConfigErrors, UnknownPlaceholderExits2NamingIt) {
+  auto result = run_with_config(command_backend_toml(
+      "sdcpp", {"/bin/sh", "-c", "exit 1", "{output}", "-p", "{promt}"}));
+
+  EXPECT_EQ(result.status, 2) << result.all;
+  EXPECT_TRUE(mentions(result.all,
+                       "backends.sdcpp.argv[5]: \"{promt}\" has "
+                       "an unknown placeholder {promt}"))
+      << result.all;
+}
+
 TEST_F(ConfigErrors, TooManySlotsExits2InsteadOfOverflowing) {
   auto huge =
       run_worker({"run", "--exit-when-idle", "--gpus", "0,1"},

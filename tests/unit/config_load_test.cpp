@@ -1,5 +1,8 @@
 // load_config: defaults, the precedence file < environment < flags, and
 // the message of every configuration error.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -8,8 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include "config/command_argv.hpp"
 #include "config/load.hpp"
 #include "config/quote.hpp"
+#include "core/command_backend.hpp"
 #include "tests/support/process.hpp"
 
 namespace imagen {
@@ -25,6 +30,23 @@ class config_load : public ::testing::Test {
     auto path = (dir_.path() / name).string();
     std::ofstream(path) << text;
     return path;
+  }
+
+  /// Writes a shell script `name` with permission bits `mode` into the
+  /// test's directory, or into `sub` below it; returns its path.
+  std::string write_program(const std::string& name, mode_t mode = 0755,
+                            const std::string& sub = "") {
+    auto dir = sub.empty() ? dir_.path() : dir_.path() / sub;
+    std::filesystem::create_directories(dir);
+    auto path = (dir / name).string();
+    std::ofstream(path) << "#!/bin/sh\nexit 0\n";
+    ::chmod(path.c_str(), mode);
+    return path;
+  }
+
+  /// A file holding one command backend `x` with `argv` (a TOML array).
+  std::string command_backend(const std::string& argv) {
+    return "[backends.x]\nkind = \"command\"\nargv = " + argv + "\n";
   }
 
   load_inputs with_file(const std::string& text) {
@@ -122,7 +144,8 @@ TEST_F(config_load, the_shipped_file_documents_exactly_the_defaults) {
 // ---- reading every key ------------------------------------------------
 
 TEST_F(config_load, the_file_sets_every_key) {
-  auto c = load_config(with_file(R"(
+  write_program("sd");
+  auto inputs = with_file(R"(
 default_backend = "sd"
 [worker]
 poll_interval = "250ms"
@@ -156,7 +179,9 @@ env = { HF_HOME = "/srv/cache" }
 [backends.bench]
 kind = "null"
 delay = "20ms"
-)"));
+)");
+  inputs.environment["PATH"] = dir_.path().string();
+  auto c = load_config(inputs);
 
   EXPECT_EQ(c.poll_interval, 250ms);
   EXPECT_EQ(c.job_timeout, 2min);
@@ -207,7 +232,7 @@ TEST_F(config_load, gpus_decide_the_slot_count_and_pool_size_is_ignored) {
 TEST_F(config_load, a_file_backend_may_replace_the_builtin_procedural_one) {
   auto c =
       load_config(with_file("[backends.procedural]\nkind = \"command\"\n"
-                            "argv = [\"gen\", \"{output}\"]\n"));
+                            "argv = [\"/bin/sh\", \"{output}\"]\n"));
 
   EXPECT_EQ(c.backends.at("procedural").kind, "command");
 }
@@ -731,6 +756,184 @@ TEST_F(config_load, flag_errors_name_the_flag) {
   inputs.flags.gpus = "a";
   EXPECT_EQ(error_of(inputs),
             "--gpus: \"a\" is not a list of GPU indexes (use 0,1)");
+}
+
+// ---- a command backend's argv --------------------------------------
+
+TEST_F(config_load, an_empty_argv_or_program_is_refused) {
+  EXPECT_NE(file_error(command_backend("[]"))
+                .find("worker.toml:3: backends.x.argv: [] is empty"),
+            std::string::npos);
+  EXPECT_NE(file_error(command_backend("[\"\", \"{output}\"]"))
+                .find("worker.toml:3: backends.x.argv[0]: \"\" is empty: it "
+                      "names the program to run"),
+            std::string::npos);
+}
+
+TEST_F(config_load, a_program_without_slash_is_searched_in_the_path) {
+  write_program("gen", 0755, "bin");
+  auto inputs = with_file(command_backend("[\"gen\", \"{output}\"]"));
+
+  inputs.environment["PATH"] = (dir_.path() / "bin").string();
+  EXPECT_EQ(load_config(inputs).backends.at("x").argv[0], "gen");
+
+  inputs.environment["PATH"] = "/nonexistent:" + dir_.path().string();
+  auto message = error_of(inputs);
+  EXPECT_NE(message.find("worker.toml:3: backends.x.argv[0]: \"gen\" is not "
+                         "an executable found in PATH (PATH=\"/nonexistent:" +
+                         dir_.path().string() + "\")"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(config_load, the_search_skips_what_execvp_would_skip) {
+  // Not executable, a directory, then the real program: posix_spawnp
+  // passes over the first two, so the configuration must too.
+  write_program("gen", 0644, "a");
+  std::filesystem::create_directories(dir_.path() / "b" / "gen");
+  write_program("gen", 0755, "c");
+  auto inputs = with_file(command_backend("[\"gen\", \"{output}\"]"));
+  const auto dir = dir_.path().string();
+
+  inputs.environment["PATH"] = dir + "/a:" + dir + "/b:" + dir + "/c";
+  EXPECT_NO_THROW(load_config(inputs));
+
+  inputs.environment["PATH"] = dir + "/a:" + dir + "/b";
+  EXPECT_NE(error_of(inputs).find("\"gen\" is not an executable found in "
+                                  "PATH"),
+            std::string::npos);
+}
+
+TEST_F(config_load, without_path_the_default_search_path_is_used) {
+  // As for execvp: with PATH unset, the C library's /bin:/usr/bin.
+  auto inputs = with_file(command_backend("[\"sh\", \"{output}\"]"));
+  EXPECT_NO_THROW(load_config(inputs));
+
+  inputs = with_file(command_backend("[\"imagen-no-such-gen\", \"{output}\"]"));
+  auto message = error_of(inputs);
+  EXPECT_NE(message.find("backends.x.argv[0]: \"imagen-no-such-gen\" is not "
+                         "an executable found in PATH (PATH is unset: "),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("/bin"), std::string::npos) << message;
+}
+
+TEST_F(config_load, a_program_with_slash_must_be_an_executable_file) {
+  const auto missing = dir_.path().string() + "/missing/gen";
+  const auto plain = write_program("plain", 0644);
+  const auto dir = dir_.path().string();
+  const auto good = write_program("good", 0755);
+
+  EXPECT_NE(file_error(command_backend("[\"" + missing + "\", \"{output}\"]"))
+                .find("backends.x.argv[0]: \"" + missing + "\" does not exist"),
+            std::string::npos);
+  EXPECT_NE(
+      file_error(command_backend("[\"" + plain + "\", \"{output}\"]"))
+          .find("backends.x.argv[0]: \"" + plain + "\" is not executable"),
+      std::string::npos);
+  EXPECT_NE(
+      file_error(command_backend("[\"" + dir + "\", \"{output}\"]"))
+          .find("backends.x.argv[0]: \"" + dir + "\" is not a regular file"),
+      std::string::npos);
+  EXPECT_NO_THROW(load_config(
+      with_file(command_backend("[\"" + good + "\", \"{output}\"]"))));
+
+  // A slash means no search, whatever PATH holds.
+  auto inputs = with_file(command_backend("[\"bin/gen\", \"{output}\"]"));
+  write_program("gen", 0755, "bin");
+  inputs.environment["PATH"] = dir;
+  EXPECT_NE(error_of(inputs).find("\"bin/gen\" does not exist"),
+            std::string::npos);
+}
+
+TEST_F(config_load, the_program_may_not_be_a_placeholder) {
+  auto message =
+      file_error(command_backend("[\"{model}\", \"-o\", \"{output}\"]"));
+  EXPECT_NE(message.find("backends.x.argv[0]: \"{model}\" contains the "
+                         "placeholder {model}: the program must be fixed in "
+                         "the configuration"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(config_load, an_unknown_placeholder_is_refused_naming_element) {
+  auto message = file_error(
+      command_backend("[\"/bin/sh\", \"-p\", \"{promt}\", \"{output}\"]"));
+  EXPECT_NE(message.find("worker.toml:3: backends.x.argv[2]: \"{promt}\" has "
+                         "an unknown placeholder {promt} (known: {prompt} "
+                         "{negative_prompt} {width} {height} {steps} {seed} "
+                         "{model} {output} {device})"),
+            std::string::npos)
+      << message;
+
+  EXPECT_NE(file_error(command_backend("[\"/bin/sh\", \"--size={width}x{hieght}"
+                                       "\", \"{output}\"]"))
+                .find("backends.x.argv[1]: \"--size={width}x{hieght}\" has an "
+                      "unknown placeholder {hieght}"),
+            std::string::npos);
+  EXPECT_NE(file_error(command_backend("[\"/bin/sh\", \"{Output}\"]"))
+                .find("unknown placeholder {Output}"),
+            std::string::npos);
+  EXPECT_NE(file_error(command_backend("[\"/bin/sh\", \"{output}\", "
+                                       "\"{negative-prompt}\"]"))
+                .find("unknown placeholder {negative-prompt}"),
+            std::string::npos);
+}
+
+TEST_F(config_load, braces_that_expand_leaves_alone_are_accepted) {
+  // A shell variable, JSON and an empty pair stay literal in the command.
+  auto c = load_config(with_file(command_backend(
+      R"(["/bin/sh", "-c", 'cp "${HOME}/x.png" "$0"', "{output}",)"
+      R"( '{"steps": {steps}}', "{}", "{", "}{"])")));
+  EXPECT_EQ(c.backends.at("x").argv.size(), 8u);
+}
+
+TEST_F(config_load, output_must_appear_as_a_placeholder) {
+  // A near miss is an unknown placeholder; "{ output }" is literal
+  // text to expand, so the command would get no image path.
+  EXPECT_NE(file_error(command_backend("[\"/bin/sh\", \"{outputs}\"]"))
+                .find("unknown placeholder {outputs}"),
+            std::string::npos);
+  EXPECT_NE(file_error(command_backend("[\"/bin/sh\", \"-o\", \"{ output }\"]"))
+                .find("backends.x.argv has no {output}"),
+            std::string::npos);
+  EXPECT_NO_THROW(load_config(
+      with_file(command_backend("[\"/bin/sh\", \"--out={output}.png\"]"))));
+}
+
+TEST(config_placeholders, are_exactly_those_the_command_backend_replaces) {
+  job j;
+  j.prompt = "p";
+  j.model = "m";
+  j.width = 64;
+  j.height = 64;
+  j.steps = 10;
+  command_spec spec;
+  spec.name = "x";
+  spec.argv = {"/bin/true"};
+  for (const auto& name : command_placeholders())
+    spec.argv.push_back("{" + name + "}");
+  spec.argv.push_back("{promt}");
+  command_backend backend(spec);
+
+  auto argv = backend.expand(j, {}, "/o.png");
+
+  ASSERT_EQ(argv.size(), spec.argv.size());
+  for (std::size_t i = 1; i + 1 < argv.size(); ++i)
+    EXPECT_NE(argv[i], spec.argv[i]) << spec.argv[i] << " was not replaced";
+  EXPECT_EQ(argv.back(), "{promt}");
+  EXPECT_EQ(scan_placeholders("{promt}").unknown,
+            std::optional<std::string>("{promt}"));
+}
+
+TEST(config_placeholders, are_read_the_way_expand_reads_them) {
+  auto scan = scan_placeholders("{{output}}-{seed}{x");
+  EXPECT_EQ(scan.known, (std::vector<std::string>{"output", "seed"}));
+  EXPECT_FALSE(scan.unknown);
+
+  EXPECT_EQ(scan_placeholders("${HOME}/{home}").unknown,
+            std::optional<std::string>("{home}"));
+  EXPECT_FALSE(scan_placeholders("{\"a\": 1} {} {1} { x }").unknown);
 }
 
 // ---- slots ------------------------------------------------------------
