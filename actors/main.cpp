@@ -223,14 +223,30 @@ int run_command(const common_flags& common, const flag_overrides& flags) {
 
 // ---- migrate, enqueue, status -----------------------------------------
 
-int migrate_command(const common_flags& common) {
-  config c;
+/// The configuration of an administrative command; empty after printing
+/// why it is wrong (the caller exits 2).
+std::optional<config> load_or_report(const common_flags& common) {
   try {
-    c = load(common, {});
+    return load(common, {});
   } catch (const config_error& e) {
     print_error(e.what());
-    return exit_usage;
+    return std::nullopt;
   }
+}
+
+/// True when migrate has run; otherwise prints the hint (exit 1).
+bool schema_ready(const config& c) {
+  if (schema_exists(settings_of(c)))
+    return true;
+  print_error("schema imagen is missing: run `imagen-worker migrate`");
+  return false;
+}
+
+int migrate_command(const common_flags& common) {
+  auto loaded = load_or_report(common);
+  if (!loaded)
+    return exit_usage;
+  const config& c = *loaded;
   auto settings = settings_of(c);
   settings.deadline = std::max(settings.deadline, migrate_deadline);
   try {
@@ -264,13 +280,10 @@ std::optional<std::string> check_request(const enqueue_request& request,
 
 int enqueue_command(const common_flags& common,
                     const enqueue_request& request) {
-  config c;
-  try {
-    c = load(common, {});
-  } catch (const config_error& e) {
-    print_error(e.what());
+  auto loaded = load_or_report(common);
+  if (!loaded)
     return exit_usage;
-  }
+  const config& c = *loaded;
   if (auto problem = check_request(request, c)) {
     print_error(*problem);
     return exit_usage;
@@ -281,10 +294,8 @@ int enqueue_command(const common_flags& common,
     return exit_usage;
   }
   try {
-    if (!schema_exists(settings_of(c))) {
-      print_error("schema imagen is missing: run `imagen-worker migrate`");
+    if (!schema_ready(c))
       return exit_runtime;
-    }
     for (const auto& id : enqueue(settings_of(c), request))
       std::cout << id << '\n';
     return exit_ok;
@@ -296,18 +307,13 @@ int enqueue_command(const common_flags& common,
 }
 
 int status_command(const common_flags& common) {
-  config c;
-  try {
-    c = load(common, {});
-  } catch (const config_error& e) {
-    print_error(e.what());
+  auto loaded = load_or_report(common);
+  if (!loaded)
     return exit_usage;
-  }
+  const config& c = *loaded;
   try {
-    if (!schema_exists(settings_of(c))) {
-      print_error("schema imagen is missing: run `imagen-worker migrate`");
+    if (!schema_ready(c))
       return exit_runtime;
-    }
     auto counts = queue_status(settings_of(c));
     // The four states always appear, so a script can read a zero.
     std::map<std::string, std::int64_t> shown = {

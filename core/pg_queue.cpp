@@ -66,6 +66,13 @@ struct ref_arrays {
   array_literal ids;
   array_literal attempts;
 
+  ref_arrays() = default;
+  explicit ref_arrays(const std::vector<job_ref>& refs) {
+    for (const auto& ref : refs) {
+      add(ref);
+    }
+  }
+
   void add(const job_ref& ref) {
     ids.add_text(ref.id);
     attempts.add_number(ref.attempt);
@@ -379,10 +386,7 @@ std::vector<job_ref> pg_queue::heartbeat(const std::vector<job_ref>& jobs) {
   if (jobs.empty()) {
     return {};
   }
-  ref_arrays refs;
-  for (const auto& ref : jobs) {
-    refs.add(ref);
-  }
+  ref_arrays refs(jobs);
   auto rows = connection_->execute(
       sql::heartbeat,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
@@ -413,10 +417,7 @@ int pg_queue::release(const std::vector<job_ref>& jobs) {
   if (jobs.empty()) {
     return 0;
   }
-  ref_arrays refs;
-  for (const auto& ref : jobs) {
-    refs.add(ref);
-  }
+  ref_arrays refs(jobs);
   auto rows = connection_->execute(
       sql::release,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
