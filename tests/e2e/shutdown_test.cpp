@@ -39,7 +39,16 @@ void signal_mid_job_lets_the_job_finish(int sig) {
       << worker->output();
 
   worker->signal(sig);
-  auto late = env.insert_job("inserted after SIGTERM");
+  // Once the dispatcher drains, a new row must wait for another worker.
+  // (Inserted earlier, its notification could race the signal.)
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return worker->output().find("event=worker.draining") !=
+               std::string::npos;
+      },
+      seconds(10)))
+      << worker->output();
+  auto late = env.insert_job("inserted after the signal");
   auto status = worker->wait_for_exit(seconds(15));
 
   ASSERT_EQ(status, 0) << worker->output();
