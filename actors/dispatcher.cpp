@@ -114,7 +114,6 @@ bool wait_for_retries(dispatcher_actor* self) {
   auto delay = std::clamp(*due, milliseconds{1}, st.cfg.poll_interval);
   log::debug("worker.waiting_for_retries", {{"due_ms", due->count()}});
   st.claim_scheduled = true;
-  st.claim_delayed = true;
   self->delayed_send(self, delay, claim_atom::value);
   return false;
 }
@@ -132,27 +131,9 @@ void requeue_orphans(dispatcher_actor* self) {
     log::warn("jobs.requeued_orphans", {{"jobs", moved}});
 }
 
-/// Hands the outcomes that waited for the refill claim to the writer.
-void send_unsent(dispatcher_actor* self) {
-  auto& st = self->state;
-  for (const auto& id : st.unsent) {
-    auto it = st.claims.find(id);
-    if (it != st.claims.end() && it->second.result && st.writer)
-      self->send(st.writer, outcome_atom::value, *it->second.result,
-                 it->second.claimed.max_attempts);
-  }
-  st.unsent.clear();
-}
-
 void claim(dispatcher_actor* self) {
   auto& st = self->state;
-  // Whatever this claim does, the outcomes that waited for it go next.
-  struct send_after {
-    dispatcher_actor* self;
-    ~send_after() { send_unsent(self); }
-  } after{self};
   st.claim_scheduled = false;
-  st.claim_delayed = false;
   if (st.stopping)
     return;
   auto idle = idle_count(st);
@@ -180,7 +161,6 @@ void claim(dispatcher_actor* self) {
               {{"error", e.what()}, {"retry_ms", st.claim_backoff.count()}});
     // Wakes that arrive meanwhile fold into this retry.
     st.claim_scheduled = true;
-    st.claim_delayed = true;
     self->delayed_send(self, st.claim_backoff, claim_atom::value);
     return;
   }
@@ -203,10 +183,8 @@ void claim(dispatcher_actor* self) {
   stop_if_idle(self);
 }
 
-/// Keeps the outcome until it is written; hands it to the writer now, or
-/// (`send_now` false) right after the claim that refills its slot.
-void record_outcome(dispatcher_actor* self, outcome result,
-                    bool send_now = true) {
+/// Keeps the outcome until it is written and hands it to the writer.
+void record_outcome(dispatcher_actor* self, outcome result) {
   auto& st = self->state;
   auto it = st.claims.find(result.job.id);
   if (it == st.claims.end() ||
@@ -216,10 +194,6 @@ void record_outcome(dispatcher_actor* self, outcome result,
     return;
   }
   it->second.result = result;
-  if (!send_now) {
-    st.unsent.push_back(result.job.id);
-    return;
-  }
   if (st.writer)
     self->send(st.writer, outcome_atom::value, std::move(result),
                it->second.claimed.max_attempts);
@@ -230,14 +204,10 @@ void slot_done(dispatcher_actor* self, int index, outcome result) {
   if (index < 0 || index >= static_cast<int>(st.slots.size()))
     return;
   st.slots[static_cast<std::size_t>(index)].running.reset();
+  record_outcome(self, std::move(result));
   // A full batch means more may be waiting; with exit_when_idle, an
   // empty claim is what tells the worker that it is done.
-  bool refill = (st.last_claim_full || st.cfg.exit_when_idle) && !st.stopping;
-  // A free slot is an idle GPU. Its refill claim goes to the database
-  // first; the outcome's write follows right after it rather than
-  // competing with it (unless the claim waits on a timer).
-  record_outcome(self, std::move(result), !(refill && !st.claim_delayed));
-  if (refill)
+  if (st.last_claim_full || st.cfg.exit_when_idle)
     request_claim(self);
   stop_if_drained(self);
 }
@@ -329,7 +299,6 @@ void cancel_running(dispatcher_actor* self) {
 
 void begin_shutdown(dispatcher_actor* self, milliseconds grace) {
   auto& st = self->state;
-  send_unsent(self);
   // A dispatcher started (or restarted) just before the shutdown has not
   // claimed yet; the rows its predecessor held must not wait for their
   // lease either. Once, and without retrying: the lease is the fallback.
@@ -449,7 +418,6 @@ caf::behavior dispatcher(dispatcher_actor* self, config cfg, spawn_mode mode,
                      claim.claimed.max_attempts);
           ++resent;
         }
-        state.unsent.clear();
         log::info("writer.replaced", {{"resent", resent}});
       },
       [=](shutdown_atom, std::int64_t grace_ms) {

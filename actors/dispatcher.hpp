@@ -105,10 +105,6 @@ struct dispatcher_state {
   /// does not wait lease / 2 to look.
   bool startup_rescue_done = false;
   bool claim_scheduled = false;
-  /// The scheduled claim waits on a timer (backoff, a retry due later).
-  bool claim_delayed = false;
-  /// Ids of outcomes held back until the claim that refills their slot.
-  std::vector<std::string> unsent;
   bool last_claim_full = false;
   bool last_claim_empty = false;
   std::chrono::milliseconds claim_backoff{0};

@@ -96,25 +96,6 @@ CAF_TEST(a full batch claims again as soon as a slot frees) {
   CAF_CHECK_EQUAL(state_of_dispatcher(disp).slots[2].running->id, "more-2");
 }
 
-CAF_TEST(a freed slot is refilled before its outcome is handed on) {
-  add_runnable(2);
-  wake_with_slots_busy();
-  add_runnable(5, "more-");
-  wake_with_slots_busy();
-
-  expect((run_atom, job), from(disp).to(slots[2]));
-  expect((done_atom, int, outcome), from(slots[2]).to(disp));
-  // The claim that refills slot 2 goes to the database first; the write
-  // of the finished job's outcome must not compete with it.
-  CAF_CHECK(!allow((outcome_atom, outcome, int), from(disp).to(writer)));
-  expect((claim_atom), from(disp).to(disp));
-  expect((outcome_atom, outcome, int), from(disp).to(writer));
-  run_except(slots);
-
-  CAF_CHECK_EQUAL(state_of_dispatcher(disp).slots[2].running->id, "more-2");
-  CAF_CHECK(state_of_dispatcher(disp).unsent.empty());
-}
-
 CAF_TEST(a batch that was not full waits for the next wake) {
   add_runnable(2);
   wake_with_slots_busy();
