@@ -1,6 +1,7 @@
 #include "core/image_store.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -170,13 +171,32 @@ artifact image_store::store(const std::string& job_id, int attempt,
 
   artifact result;
   result.path = path;
-  result.uri = "file://" + path;
+  result.uri = file_uri(path);
   result.sha256 = sha256_hex(png.data(), png.size());
   result.bytes = static_cast<std::int64_t>(png.size());
   result.width = width;
   result.height = height;
   result.mime = png_mime;
   return result;
+}
+
+std::string file_uri(const std::string& path) {
+  // RFC 3986: unreserved characters and '/' stay, every other byte is
+  // %XX, so a '#', '?', '%' or space in output.dir cannot change what a
+  // URI parser reads.
+  static const char* hex = "0123456789ABCDEF";
+  std::string uri = "file://";
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' ||
+        c == '~') {
+      uri += static_cast<char>(c);
+    } else {
+      uri += '%';
+      uri += hex[c >> 4];
+      uri += hex[c & 15];
+    }
+  }
+  return uri;
 }
 
 bool discard_image(const artifact& image) {

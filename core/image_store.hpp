@@ -49,6 +49,10 @@ class image_store {
   std::string dir_;
 };
 
+/// `file://` and the absolute `path`, percent-encoded (RFC 8089): every
+/// byte but letters, digits, '-', '.', '_', '~' and '/' becomes %XX.
+std::string file_uri(const std::string& path);
+
 /// Removes the file of an image whose outcome was refused by the fence
 /// (a lost lease); an artifact with no local file is left alone. Returns
 /// false when a file was there and could not be removed.

@@ -201,12 +201,25 @@ std::int64_t worker_env::count(const std::string& status) const {
   return std::stoll(scalar(url(), count_status, {status}));
 }
 
+std::string percent_decoded(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 void expect_image_matches_file(const image_row& image,
                                const fs::path& output_dir) {
   const std::string scheme = "file://";
   ASSERT_EQ(image.uri.rfind(scheme, 0), 0u)
       << "image " << image.id << " uri " << image.uri;
-  fs::path path = image.uri.substr(scheme.size());
+  fs::path path = percent_decoded(image.uri.substr(scheme.size()));
   EXPECT_TRUE(path.is_absolute()) << path;
 
   // The file must lie inside the output directory, whatever the job was.

@@ -113,6 +113,9 @@ class worker_env {
   temp_dir dir_;
 };
 
+/// Undoes the %XX escapes of a file:// URI's path.
+std::string percent_decoded(const std::string& text);
+
 /// Checks that `image` belongs to `job` and matches its file on disk:
 /// the uri is a file:// path under `output_dir`, the file is a valid PNG
 /// whose size, sha256 and dimensions are the ones registered. Adds a

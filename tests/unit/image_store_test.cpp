@@ -95,6 +95,13 @@ TEST_F(image_store_test, the_artifact_describes_the_file) {
   EXPECT_EQ(a.mime, "image/png");
 }
 
+TEST_F(image_store_test, the_uri_is_percent_encoded) {
+  EXPECT_EQ(file_uri("/srv/images/ab/x-1.png"),
+            "file:///srv/images/ab/x-1.png");
+  EXPECT_EQ(file_uri("/tmp/my images #1 %20?x/caf\xc3\xa9.png"),
+            "file:///tmp/my%20images%20%231%20%2520%3Fx/caf%C3%A9.png");
+}
+
 TEST_F(image_store_test, a_relative_dir_becomes_absolute_and_normal) {
   const fs::path previous = fs::current_path();
   fs::current_path(root_.path());
