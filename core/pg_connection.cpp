@@ -50,26 +50,6 @@ std::string trim(std::string text) {
   return text;
 }
 
-// The password of a URL or conninfo, if it names one.
-std::string password_of(const std::string& url) {
-  if (url.empty()) {
-    return {};
-  }
-  char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
-  if (error != nullptr) {
-    PQfreemem(error);
-  }
-  std::string password;
-  for (auto* o = options; o != nullptr && o->keyword != nullptr; ++o) {
-    if (o->val != nullptr && std::strcmp(o->keyword, "password") == 0) {
-      password = o->val;
-    }
-  }
-  PQconninfoFree(options);
-  return password;
-}
-
 }  // namespace
 
 // --- pg_rows ---------------------------------------------------------------
@@ -126,7 +106,7 @@ std::int64_t pg_rows::affected() const {
 // --- pg_connection ---------------------------------------------------------
 
 pg_connection::pg_connection(pg_settings settings)
-    : settings_(std::move(settings)), password_(password_of(settings_.url)) {}
+    : settings_(std::move(settings)) {}
 
 pg_connection::~pg_connection() {
   disconnect();
@@ -141,15 +121,7 @@ void pg_connection::disconnect() {
 }
 
 std::string pg_connection::scrub(std::string message) const {
-  message = scrub_secrets(settings_.url, std::move(message));
-  if (password_.empty()) {
-    return message;
-  }
-  for (auto at = message.find(password_); at != std::string::npos;
-       at = message.find(password_, at + 3)) {
-    message.replace(at, password_.size(), "***");
-  }
-  return message;
+  return scrub_secrets(settings_.url, std::move(message));
 }
 
 void pg_connection::on_notice(void* self, const char* message) {

@@ -112,7 +112,6 @@ class pg_connection {
   [[noreturn]] void fail_connection(const char* what);
 
   pg_settings settings_;
-  std::string password_;  // to scrub from libpq's messages
   pg_conn* conn_ = nullptr;
   std::vector<const char*> prepared_;  // names prepared on conn_
 };

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <libpq-fe.h>
+
 namespace imagen {
 
 namespace {
@@ -94,7 +96,26 @@ std::string percent_decoded(const std::string& text) {
   return out;
 }
 
-// What a message about `url` might quote of its password: the raw
+// The password of a URL or conninfo as libpq reads it; empty when it
+// names none or cannot be parsed.
+std::string parsed_password(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (error != nullptr) {
+    PQfreemem(error);
+  }
+  std::string password;
+  for (auto* o = options; o != nullptr && o->keyword != nullptr; ++o) {
+    if (o->val != nullptr && std::strcmp(o->keyword, "password") == 0) {
+      password = o->val;
+    }
+  }
+  PQconninfoFree(options);
+  return password;
+}
+
+// What a message about `url` might quote of its password: the one libpq
+// parsed (whatever its length), the raw
 // password of the userinfo, its decoded form, and the pieces a parser
 // that split it at '@', '/', '?' or '%' would show. Short pieces are left
 // out: masking every "a" would make messages unreadable.
@@ -105,6 +126,10 @@ std::vector<std::string> secret_pieces(const std::string& url) {
       pieces.push_back(piece);
     }
   };
+  auto parsed = parsed_password(url);
+  if (!parsed.empty()) {
+    pieces.push_back(parsed);
+  }
   if (is_url(url)) {
     auto authority = url.find("://") + 3;
     auto at = url.rfind('@');
