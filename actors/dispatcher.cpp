@@ -131,6 +131,15 @@ void requeue_orphans(dispatcher_actor* self) {
     log::warn("jobs.requeued_orphans", {{"jobs", moved}});
 }
 
+/// Returns the rows of any worker whose lease expired to the queue; throws
+/// queue_error.
+void rescue_expired_now(dispatcher_actor* self) {
+  auto& st = self->state;
+  auto moved = st.queue->rescue_expired(st.cfg.lease);
+  if (moved > 0)
+    log::info("jobs.rescued", {{"jobs", moved}});
+}
+
 void claim(dispatcher_actor* self) {
   auto& st = self->state;
   st.claim_scheduled = false;
@@ -145,10 +154,8 @@ void claim(dispatcher_actor* self) {
     if (!st.orphans_requeued)
       requeue_orphans(self);
     if (!st.startup_rescue_done) {
-      auto moved = st.queue->rescue_expired(st.cfg.lease);
+      rescue_expired_now(self);
       st.startup_rescue_done = true;
-      if (moved > 0)
-        log::info("jobs.rescued", {{"jobs", moved}, {"at", "start"}});
     }
     batch = st.queue->claim_batch(idle);
   } catch (const queue_error& e) {
@@ -274,9 +281,7 @@ void rescue(dispatcher_actor* self) {
   if (st.stopping)
     return;
   try {
-    auto moved = st.queue->rescue_expired(st.cfg.lease);
-    if (moved > 0)
-      log::info("jobs.rescued", {{"jobs", moved}});
+    rescue_expired_now(self);
   } catch (const queue_error& e) {
     log::warn("rescue.failed", {{"error", e.what()}});
   }

@@ -297,12 +297,10 @@ std::vector<write_result> pg_queue::write_batch(
   }
   tx.commit();
 
+  // The status writer logs the lost leases (job.lost_lease).
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     if (fenced[i] || ours_already[i]) {
       results[i] = write_result::applied;
-    } else {
-      log::warn("outcome.lost_lease", {{"job", outcomes[i].job.id},
-                                       {"attempt", outcomes[i].job.attempt}});
     }
   }
   return results;
@@ -406,11 +404,8 @@ int pg_queue::rescue_expired(std::chrono::milliseconds lease) {
   auto rows = connection_->execute(
       sql::rescue_expired,
       {lease_ms.c_str(), max_attempts.c_str(), batch.c_str()});
-  int moved = rows.size() == 0 ? 0 : rows.int32(0, 0);
-  if (moved > 0) {
-    log::info("lease.rescued", {{"jobs", moved}});
-  }
-  return moved;
+  // The caller logs what moved (jobs.rescued).
+  return rows.size() == 0 ? 0 : rows.int32(0, 0);
 }
 
 int pg_queue::release(const std::vector<job_ref>& jobs) {

@@ -100,7 +100,7 @@ TEST(Supervision, ACrashedDispatcherIsRestartedAndItsClaimsRunAgainAtOnce) {
                 env, "worker's dispatcher restarted: the claim was abandoned"),
             1)
       << out;
-  EXPECT_EQ(out.find("event=lease.rescued"), std::string::npos) << out;
+  EXPECT_EQ(out.find("event=jobs.rescued"), std::string::npos) << out;
 }
 
 TEST(Supervision, ACrashedStatusWriterIsRestartedAndLosesNoOutcome) {
