@@ -84,15 +84,7 @@ struct ref_arrays {
 class transaction {
  public:
   explicit transaction(pg_connection& connection) : connection_(connection) {
-    // The fenced statements join unnest($ids) with imagen.jobs. After five
-    // executions PostgreSQL may give a prepared statement a generic plan,
-    // which cannot see the array's length and, trusting statistics taken
-    // while no row was running, loops over every running row for every
-    // id: one write of 14,000 buffered outcomes ran past its 10 s
-    // deadline. Inside these transactions every plan is a custom one; the
-    // claim outside keeps its cheap cached plan.
-    connection_.run_script(
-        "begin", "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan");
+    connection_.run_script("begin", "BEGIN");
   }
 
   ~transaction() {
@@ -156,7 +148,14 @@ std::string failure_message(const outcome& o) {
 
 pg_queue::pg_queue(pg_settings settings, std::string worker_id,
                    retry_policy retry, int default_max_attempts)
-    : connection_(std::make_unique<pg_connection>(std::move(settings))),
+    : pg_queue(std::make_unique<pg_connection>(std::move(settings)),
+               std::move(worker_id), retry, default_max_attempts) {}
+
+pg_queue::pg_queue(std::unique_ptr<pg_connection> connection,
+                   std::string worker_id, retry_policy retry,
+                   int default_max_attempts)
+    : connection_(std::move(connection)),
+      claims_(std::make_unique<sql::claim_statements>()),
       worker_id_(std::move(worker_id)),
       retry_(retry),
       default_max_attempts_(default_max_attempts) {}
@@ -167,11 +166,9 @@ std::vector<job> pg_queue::claim_batch(int limit) {
   if (limit <= 0) {
     return {};
   }
-  auto limit_text = std::to_string(limit);
   auto max_attempts = std::to_string(default_max_attempts_);
-  auto rows = connection_->execute(
-      sql::claim_batch,
-      {limit_text.c_str(), worker_id_.c_str(), max_attempts.c_str()});
+  auto rows = connection_->execute(claims_->for_limit(limit),
+                                   {worker_id_.c_str(), max_attempts.c_str()});
 
   std::vector<job> jobs(static_cast<std::size_t>(rows.size()));
   for (int r = 0; r < rows.size(); ++r) {
@@ -209,7 +206,7 @@ std::vector<write_result> pg_queue::write_batch(
   }
 
   transaction tx(*connection_);
-  auto ours = connection_->execute(
+  auto ours = connection_->query(
       sql::lock_fenced,
       {worker_id_.c_str(), fence.ids.c_str(), fence.attempts.c_str()});
   std::vector<bool> fenced(outcomes.size(), false);
@@ -266,9 +263,8 @@ std::vector<write_result> pg_queue::write_batch(
          max_attempts.c_str(), base.c_str(), cap.c_str()});
   }
   if (released_count > 0) {
-    connection_->execute(
-        sql::release,
-        {worker_id_.c_str(), released.ids.c_str(), released.attempts.c_str()});
+    connection_->query(sql::release, {worker_id_.c_str(), released.ids.c_str(),
+                                      released.attempts.c_str()});
   }
   // A success that the fence refuses may be our own, written by an
   // earlier try whose COMMIT went through but whose answer was lost: its
@@ -385,7 +381,7 @@ std::vector<job_ref> pg_queue::heartbeat(const std::vector<job_ref>& jobs) {
     return {};
   }
   ref_arrays refs(jobs);
-  auto rows = connection_->execute(
+  auto rows = connection_->query(
       sql::heartbeat,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
 
@@ -413,7 +409,7 @@ int pg_queue::release(const std::vector<job_ref>& jobs) {
     return 0;
   }
   ref_arrays refs(jobs);
-  auto rows = connection_->execute(
+  auto rows = connection_->query(
       sql::release,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
   return rows.size();

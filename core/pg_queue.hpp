@@ -12,12 +12,19 @@
 namespace imagen {
 
 class pg_connection;
+namespace sql {
+class claim_statements;
+}
 
 /// Not thread-safe: one owner (an actor) per instance.
 class pg_queue final : public job_queue {
  public:
   pg_queue(pg_settings settings, std::string worker_id, retry_policy retry,
            int default_max_attempts);
+  /// Over a connection opened elsewhere: the integration tests look into
+  /// its session (pg_prepared_statements).
+  pg_queue(std::unique_ptr<pg_connection> connection, std::string worker_id,
+           retry_policy retry, int default_max_attempts);
   ~pg_queue() override;
 
   pg_queue(const pg_queue&) = delete;
@@ -43,6 +50,7 @@ class pg_queue final : public job_queue {
   write_result write_refused(const outcome& refused, const queue_error& why);
 
   std::unique_ptr<pg_connection> connection_;
+  std::unique_ptr<sql::claim_statements> claims_;
   std::string worker_id_;
   retry_policy retry_;
   int default_max_attempts_;

@@ -3,6 +3,9 @@
 // one statement whatever its size. Time is always the database's now().
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "core/pg_connection.hpp"
 
 namespace imagen::sql {
@@ -11,18 +14,26 @@ namespace imagen::sql {
 /// trigger of migration 1 spell it out.
 inline constexpr const char* channel = "imagen_jobs";
 
-/// $1 limit, $2 worker id, $3 default max_attempts. Returns the job
-/// columns (NULL as '' or 0) in claim order.
-inline constexpr prepared_statement claim_batch{"imagen_claim_batch", R"(
+/// The claim, in two parts around its LIMIT, which is written into the
+/// text (claim_batch_statement in pg_queue.cpp prepares one statement per
+/// limit). With LIMIT $n, PostgreSQL cannot cost a cached generic plan
+/// (it guesses a tenth of the table) and, once the table has statistics,
+/// plans every claim afresh: that doubled the latency of a one-row claim,
+/// which a slot waits for between two jobs. With the limit in the text the
+/// generic plan is as good as a custom one and is planned once.
+/// $1 worker id, $2 default max_attempts. Returns the job columns (NULL as
+/// '' or 0) in claim order.
+inline constexpr const char* claim_batch_head = R"(
 WITH next AS (
   SELECT id FROM imagen.jobs
    WHERE status = 'pending' AND run_after <= now()
    ORDER BY priority DESC, created_at, id
-   LIMIT $1
+   LIMIT )";
+inline constexpr const char* claim_batch_tail = R"(
      FOR UPDATE SKIP LOCKED),
 claimed AS (
   UPDATE imagen.jobs AS j
-     SET status = 'running', attempt = j.attempt + 1, claimed_by = $2,
+     SET status = 'running', attempt = j.attempt + 1, claimed_by = $1,
          claimed_at = now(), heartbeat_at = now()
     FROM next
    WHERE j.id = next.id
@@ -30,12 +41,47 @@ claimed AS (
 SELECT id, owner_user_id, prompt, coalesce(backend, ''),
        coalesce(model, ''), coalesce(style, ''), coalesce(width, 0),
        coalesce(height, 0), coalesce(steps, 0), coalesce(seed, 0), attempt,
-       coalesce(max_attempts, $3::int)
+       coalesce(max_attempts, $2::int)
   FROM claimed
- ORDER BY priority DESC, created_at, id)"};
+ ORDER BY priority DESC, created_at, id)";
+
+/// The claim statements of one connection, one per limit, made on first
+/// use; owns the names and texts that the prepared_statements point at
+/// (map nodes do not move).
+class claim_statements {
+ public:
+  const prepared_statement& for_limit(int limit) {
+    auto [it, made] = by_limit_.try_emplace(limit);
+    auto& claim = it->second;
+    if (made) {
+      claim.name = "imagen_claim_batch_" + std::to_string(limit);
+      claim.text = std::string(claim_batch_head) + std::to_string(limit) +
+                   claim_batch_tail;
+      claim.statement = {claim.name.c_str(), claim.text.c_str()};
+    }
+    return claim.statement;
+  }
+
+ private:
+  struct limited_claim {
+    std::string name;
+    std::string text;
+    prepared_statement statement{};
+  };
+  std::map<int, limited_claim> by_limit_;
+};
 
 /// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Locks, in id order, the
 /// rows that are still ours and returns their 1-based positions in $2.
+///
+/// lock_fenced, release and heartbeat join the ids with the rows that are
+/// `running`, and they are planned on every call (pg_connection::query),
+/// never from a cached generic plan: such a plan cannot see the array's
+/// length and, trusting statistics taken while no row was running, loops
+/// over every running row (the lease index) for every id. One write of
+/// 14,000 outcomes ran past its 10 s deadline that way. Planning them is
+/// cheap; write_success, which is not (about 1.7 ms for 32 rows), joins
+/// on the primary key alone and keeps its cached plan.
 inline constexpr prepared_statement lock_fenced{"imagen_lock_fenced", R"(
 SELECT o.n
   FROM imagen.jobs AS j

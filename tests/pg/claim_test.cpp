@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/pg_connection.hpp"
+#include "core/sql.hpp"
 #include "tests/pg/pg_fixture.hpp"
 
 namespace imagen::test {
@@ -59,6 +61,33 @@ TEST_F(claim, NeverReturnsMoreThanTheLimit) {
   EXPECT_EQ(queue->claim_batch(0).size(), 0u);
   EXPECT_EQ(queue->claim_batch(100).size(), 7u);
   EXPECT_EQ(queue->claim_batch(100).size(), 0u);
+}
+
+// A claim between two jobs is on the slot's critical path. Once the
+// table has statistics, a LIMIT given as a parameter makes PostgreSQL plan
+// every execution afresh; with the limit in the text the cached generic
+// plan is used from the sixth execution on.
+TEST_F(claim, RepeatedClaimsUseTheCachedPlan) {
+  add_jobs(2000);
+  exec(db.url(), "ANALYZE imagen.jobs");
+  pg_connection connection(settings());
+  sql::claim_statements claims;
+
+  constexpr int claims_made = 12;
+  for (int i = 0; i < claims_made; ++i) {
+    auto rows = connection.execute(claims.for_limit(1), {"worker-a", "3"});
+    ASSERT_EQ(rows.size(), 1);
+  }
+
+  auto plans = connection.query(
+      {"plans",
+       "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+       "WHERE name = $1"},
+      {claims.for_limit(1).name});
+  ASSERT_EQ(plans.size(), 1);
+  EXPECT_GE(plans.int64(0, 0), claims_made - 5) << "claims planned afresh";
+  EXPECT_LE(plans.int64(0, 1), 5);
+  EXPECT_STRNE(claims.for_limit(1).name, claims.for_limit(2).name);
 }
 
 TEST_F(claim, TakesPriorityThenAgeAndWaitsForRunAfter) {

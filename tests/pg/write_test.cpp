@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/pg_connection.hpp"
 #include "tests/pg/pg_fixture.hpp"
 
 namespace imagen::test {
@@ -257,6 +258,48 @@ TEST_F(write, ACancelledOutcomeIsReleased) {
   EXPECT_EQ(column(j.id, "status"), "pending");
   EXPECT_EQ(column(j.id, "attempt"), "0");
   EXPECT_EQ(column(j.id, "errors"), "[]");
+}
+
+// The statements that join ids with the running rows are planned on every
+// call: a cached generic plan, built on statistics taken while nothing ran,
+// looped over every running row for every id. The image write, the costly
+// one to plan, keeps its cached plan once PostgreSQL has settled on one.
+TEST_F(write, FencedJoinsArePlannedPerCallAndTheImageWriteIsCached) {
+  add_jobs(40);
+  exec(db.url(), "ANALYZE imagen.jobs");  // no row is running yet
+  auto connection = std::make_unique<pg_connection>(settings());
+  auto& session = *connection;
+  pg_queue queue(std::move(connection), "worker-a", {}, 3);
+
+  constexpr int rounds = 10;
+  for (int i = 0; i < rounds; ++i) {
+    auto jobs = queue.claim_batch(2);
+    ASSERT_EQ(jobs.size(), 2u);
+    EXPECT_TRUE(queue.heartbeat({ref_of(jobs[0]), ref_of(jobs[1])}).empty());
+    auto results = queue.write_outcomes(
+        {success(jobs[0], sample_image(jobs[0].id), 1),
+         failure(jobs[1], failure_kind::cancelled, "shutdown")});
+    EXPECT_EQ(results, (std::vector<write_result>{write_result::applied,
+                                                  write_result::applied}));
+  }
+  EXPECT_EQ(count("SELECT count(*) FROM imagen.jobs WHERE status = 'done'"),
+            rounds);
+
+  auto plans =
+      session.query({"plans",
+                     "SELECT name, generic_plans FROM pg_prepared_statements "
+                     "WHERE name LIKE 'imagen%'"},
+                    {});
+  std::int64_t write_generic = -1;
+  for (int r = 0; r < plans.size(); ++r) {
+    std::string name(plans.text(r, 0));
+    EXPECT_NE(name, "imagen_lock_fenced");
+    EXPECT_NE(name, "imagen_heartbeat");
+    EXPECT_NE(name, "imagen_release");
+    if (name == "imagen_write_success")
+      write_generic = plans.int64(r, 1);
+  }
+  EXPECT_GT(write_generic, 0) << "the image write is planned on every call";
 }
 
 }  // namespace
