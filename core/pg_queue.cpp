@@ -1,5 +1,6 @@
 #include "core/pg_queue.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -196,85 +197,98 @@ std::vector<write_result> pg_queue::write_batch(
     return results;
   }
 
-  // A job twice in one batch can only be ours once: the first outcome is
-  // written, the later ones count as lost.
-  ref_arrays fence;
-  std::unordered_set<std::string_view> seen;
-  for (const auto& o : outcomes) {
-    bool first = seen.insert(o.job.id).second;
-    fence.add(job_ref{o.job.id, first ? o.job.attempt : -1});
-  }
-
-  transaction tx(*connection_);
-  auto ours = connection_->query(
-      sql::lock_fenced,
-      {worker_id_.c_str(), fence.ids.c_str(), fence.attempts.c_str()});
-  std::vector<bool> fenced(outcomes.size(), false);
-  for (int r = 0; r < ours.size(); ++r) {
-    fenced[static_cast<std::size_t>(ours.int64(r, 0) - 1)] = true;
-  }
-
-  array_literal done_ids, uris, digests, sizes, widths, heights, mimes;
-  array_literal failed_ids, messages, retryable;
-  ref_arrays released;
-  int done_count = 0, failed_count = 0, released_count = 0;
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (!fenced[i]) {
-      continue;
+  // Each kind of outcome goes to its own fenced statement; `at` maps a
+  // statement's positions back to `outcomes`. A job twice in one batch can
+  // only be ours once: the first outcome is written, the later ones carry
+  // attempt -1, which no row has, and count as lost.
+  struct part {
+    ref_arrays fence;
+    std::vector<std::size_t> at;
+    void add(const job_ref& ref, std::size_t index) {
+      fence.add(ref);
+      at.push_back(index);
     }
+  };
+  part all, done, failed, released;
+  array_literal uris, digests, sizes, widths, heights, mimes;
+  array_literal messages, retryable;
+  std::unordered_set<std::string_view> seen;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
+    job_ref ref{o.job.id, seen.insert(o.job.id).second ? o.job.attempt : -1};
+    all.add(ref, i);
     if (o.ok()) {
       const auto& image = *o.image;
-      done_ids.add_text(o.job.id);
+      done.add(ref, i);
       uris.add_text(uri_of(image));
       digests.add_text(image.sha256);
       sizes.add_number(image.bytes);
       widths.add_number(image.width);
       heights.add_number(image.height);
       mimes.add_text(image.mime);
-      ++done_count;
     } else if (o.failure == failure_kind::cancelled) {
-      released.add(o.job);
-      ++released_count;
+      released.add(ref, i);
     } else {
       // Success without an artifact is a pipeline fault, as retryable as
       // a backend error.
-      failed_ids.add_text(o.job.id);
+      failed.add(ref, i);
       messages.add_text(failure_message(o));
       retryable.add_bool(o.failure == failure_kind::none ||
                          is_retryable(o.failure));
-      ++failed_count;
     }
   }
+  auto applied = [&](const part& p, const pg_rows& rows) {
+    for (int r = 0; r < rows.size(); ++r) {
+      results[p.at[static_cast<std::size_t>(rows.int64(r, 0) - 1)]] =
+          write_result::applied;
+    }
+  };
 
-  if (done_count > 0) {
-    connection_->execute(
-        sql::write_success,
-        {done_ids.c_str(), uris.c_str(), digests.c_str(), sizes.c_str(),
-         widths.c_str(), heights.c_str(), mimes.c_str()});
+  // One kind (the usual batch) is one statement in its own transaction.
+  // Several kinds share a transaction that first locks every row in id
+  // order, as any other writer of these rows does.
+  int kinds = !done.at.empty() + !failed.at.empty() + !released.at.empty();
+  std::optional<transaction> tx;
+  if (kinds > 1) {
+    tx.emplace(*connection_);
+    connection_->execute(sql::lock_fenced,
+                         {worker_id_.c_str(), all.fence.ids.c_str(),
+                          all.fence.attempts.c_str()});
   }
-  if (failed_count > 0) {
+  if (!done.at.empty()) {
+    applied(done, connection_->execute(
+                      sql::write_success,
+                      {worker_id_.c_str(), done.fence.ids.c_str(),
+                       done.fence.attempts.c_str(), uris.c_str(),
+                       digests.c_str(), sizes.c_str(), widths.c_str(),
+                       heights.c_str(), mimes.c_str()}));
+  }
+  if (!failed.at.empty()) {
     auto max_attempts = std::to_string(default_max_attempts_);
     auto base = std::to_string(retry_.base.count());
     auto cap = std::to_string(retry_.cap.count());
-    connection_->execute(
-        sql::write_failures,
-        {failed_ids.c_str(), messages.c_str(), retryable.c_str(),
-         max_attempts.c_str(), base.c_str(), cap.c_str()});
+    applied(failed, connection_->execute(
+                        sql::write_failures,
+                        {worker_id_.c_str(), failed.fence.ids.c_str(),
+                         failed.fence.attempts.c_str(), messages.c_str(),
+                         retryable.c_str(), max_attempts.c_str(), base.c_str(),
+                         cap.c_str()}));
   }
-  if (released_count > 0) {
-    connection_->query(sql::release, {worker_id_.c_str(), released.ids.c_str(),
-                                      released.attempts.c_str()});
+  if (!released.at.empty()) {
+    applied(released,
+            connection_->execute(
+                sql::release, {worker_id_.c_str(), released.fence.ids.c_str(),
+                               released.fence.attempts.c_str()}));
   }
+
   // A success that the fence refuses may be our own, written by an
   // earlier try whose COMMIT went through but whose answer was lost: its
   // image (the uri names the attempt) is then the registered one, and its
   // file must stay.
-  std::vector<bool> ours_already(outcomes.size(), false);
   array_literal unfenced_ids, unfenced_uris;
   bool any_unfenced = false;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (!fenced[i] && outcomes[i].ok()) {
+    if (results[i] != write_result::applied && outcomes[i].ok()) {
       unfenced_ids.add_text(outcomes[i].job.id);
       unfenced_uris.add_text(uri_of(*outcomes[i].image));
       any_unfenced = true;
@@ -288,17 +302,14 @@ std::vector<write_result> pg_queue::write_batch(
     auto rows = connection_->execute(
         sql::registered_images, {unfenced_ids.c_str(), unfenced_uris.c_str()});
     for (int r = 0; r < rows.size(); ++r) {
-      ours_already[static_cast<std::size_t>(rows.int64(r, 0) - 1)] = true;
+      results[static_cast<std::size_t>(rows.int64(r, 0) - 1)] =
+          write_result::applied;
     }
   }
-  tx.commit();
-
+  if (tx) {
+    tx->commit();
+  }
   // The status writer logs the lost leases (job.lost_lease).
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (fenced[i] || ours_already[i]) {
-      results[i] = write_result::applied;
-    }
-  }
   return results;
 }
 
@@ -381,7 +392,7 @@ std::vector<job_ref> pg_queue::heartbeat(const std::vector<job_ref>& jobs) {
     return {};
   }
   ref_arrays refs(jobs);
-  auto rows = connection_->query(
+  auto rows = connection_->execute(
       sql::heartbeat,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
 
@@ -409,7 +420,7 @@ int pg_queue::release(const std::vector<job_ref>& jobs) {
     return 0;
   }
   ref_arrays refs(jobs);
-  auto rows = connection_->query(
+  auto rows = connection_->execute(
       sql::release,
       {worker_id_.c_str(), refs.ids.c_str(), refs.attempts.c_str()});
   return rows.size();

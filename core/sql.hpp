@@ -71,112 +71,172 @@ class claim_statements {
   std::map<int, limited_claim> by_limit_;
 };
 
-/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Locks, in id order, the
-/// rows that are still ours and returns their 1-based positions in $2.
-///
-/// lock_fenced, release and heartbeat join the ids with the rows that are
-/// `running`, and they are planned on every call (pg_connection::query),
-/// never from a cached generic plan: such a plan cannot see the array's
-/// length and, trusting statistics taken while no row was running, loops
-/// over every running row (the lease index) for every id. One write of
-/// 14,000 outcomes ran past its 10 s deadline that way. Planning them is
-/// cheap; write_success, which is not (about 1.7 ms for 32 rows), joins
-/// on the primary key alone and keeps its cached plan.
+// Every write-back is fenced row by row (DESIGN.md): a row is written only
+// while it is `running`, held by this worker ($1) and at the attempt the
+// outcome belongs to. The fenced statements below share one shape:
+//
+// - `o` unnests the batch and sorts it by id; the nested loop that reads
+//   it locks the rows in that order, so two writers on overlapping rows
+//   (the status writer, the dispatcher's heartbeat and orphan requeue)
+//   cannot deadlock;
+// - each row is fetched by its primary key in a LATERAL subquery behind
+//   OFFSET 0, which the planner cannot flatten, and is locked there
+//   (FOR UPDATE) before anything is written. The subquery names no
+//   status, so the partial lease index (status = 'running') cannot serve
+//   it: a cached generic plan, trusting statistics taken while no row was
+//   running, once chose that index for every id and looped over every
+//   running row per id (a write of 14,000 outcomes ran past its 10 s
+//   deadline). With the shape fixed, every plan is the cheap one and all
+//   of them are cached;
+// - the status is checked on the locked row, after any concurrent write
+//   to it has finished; only then is the row written. They return the
+//   1-based positions (in $2) of the rows written.
+
+/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Locks the rows that
+/// are still ours, in id order, and returns their positions. A batch of
+/// several kinds of outcome takes its locks first, in one order, then
+/// writes each kind.
 inline constexpr prepared_statement lock_fenced{"imagen_lock_fenced", R"(
 SELECT o.n
-  FROM imagen.jobs AS j
-  JOIN unnest($2::uuid[], $3::int[]) WITH ORDINALITY AS o(id, attempt, n)
-    ON j.id = o.id AND j.attempt = o.attempt
- WHERE j.status = 'running' AND j.claimed_by = $1
- ORDER BY j.id
-   FOR UPDATE OF j)"};
+  FROM (SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
+             AS u(id, attempt, n)
+         ORDER BY id) AS o
+ CROSS JOIN LATERAL (
+       SELECT j.status FROM imagen.jobs AS j
+        WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
+       OFFSET 0 FOR UPDATE) AS j
+ WHERE j.status = 'running')"};
 
-/// $1 uuid[] job ids, $2 text[] uri, $3 text[] sha256, $4 bigint[] bytes,
-/// $5 int[] width, $6 int[] height, $7 text[] mime. Rows already fenced by
-/// lock_fenced in the same transaction. Registers each image (idempotent on
-/// job_id) and marks its job done.
+/// $1 worker id, $2 uuid[] job ids, $3 int[] attempts, $4 text[] uri,
+/// $5 text[] sha256, $6 bigint[] bytes, $7 int[] width, $8 int[] height,
+/// $9 text[] mime. Fenced. Registers each image (idempotent on job_id)
+/// and marks its job done, in one statement: the image row is inserted
+/// only for a job that is still ours, and the job's image_id points at
+/// it. Returns the positions written.
 inline constexpr prepared_statement write_success{"imagen_write_success", R"(
 WITH o AS (
   SELECT *
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::int[],
-                $6::int[], $7::text[])
-      AS o(job_id, uri, sha256, bytes, width, height, mime)),
+    FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::bigint[],
+                $7::int[], $8::int[], $9::text[]) WITH ORDINALITY
+      AS u(id, attempt, uri, sha256, bytes, width, height, mime, n)
+   ORDER BY id),
+mine AS (
+  SELECT o.*, j.owner_user_id
+    FROM o CROSS JOIN LATERAL (
+         SELECT j.owner_user_id, j.status FROM imagen.jobs AS j
+          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
+         OFFSET 0 FOR UPDATE) AS j
+   WHERE j.status = 'running'),
 image AS (
   INSERT INTO imagen.images AS i
          (job_id, owner_user_id, uri, sha256, bytes, width, height, mime)
-  SELECT o.job_id, j.owner_user_id, o.uri, o.sha256, o.bytes, o.width,
-         o.height, nullif(o.mime, '')
-    FROM o JOIN imagen.jobs AS j ON j.id = o.job_id
+  SELECT id, owner_user_id, uri, sha256, bytes, width, height,
+         nullif(mime, '')
+    FROM mine
       ON CONFLICT (job_id) DO UPDATE
      SET uri = excluded.uri, sha256 = excluded.sha256,
          bytes = excluded.bytes, width = excluded.width,
          height = excluded.height, mime = excluded.mime, created_at = now()
-  RETURNING i.id, i.job_id)
-UPDATE imagen.jobs AS j
-   SET status = 'done', image_id = image.id, completed_at = now(),
-       error = NULL, heartbeat_at = NULL
-  FROM image
- WHERE j.id = image.job_id)"};
+  RETURNING i.id, i.job_id),
+done AS (
+  UPDATE imagen.jobs AS j
+     SET status = 'done', image_id = image.id, completed_at = now(),
+         error = NULL, heartbeat_at = NULL
+    FROM image
+   WHERE j.id = image.job_id
+  RETURNING j.id)
+SELECT mine.n FROM mine JOIN done ON done.id = mine.id)"};
 
-/// $1 uuid[] job ids, $2 text[] messages, $3 bool[] retryable, $4 default
-/// max_attempts, $5 retry base ms, $6 retry cap ms. Rows already fenced.
-/// A retryable failure with attempts left goes back to pending after
-/// min(cap, base * 2^(attempt-1)) * jitter in [0.75, 1.25]; anything else
-/// fails. Either way the attempt is appended to `errors`.
+/// $1 worker id, $2 uuid[] job ids, $3 int[] attempts, $4 text[] messages,
+/// $5 bool[] retryable, $6 default max_attempts, $7 retry base ms, $8 retry
+/// cap ms. Fenced. A retryable failure with attempts left goes back to
+/// pending after min(cap, base * 2^(attempt-1)) * jitter in [0.75, 1.25];
+/// anything else fails. Either way the attempt is appended to `errors`.
+/// Returns the positions written.
 inline constexpr prepared_statement write_failures{"imagen_write_failures",
                                                    R"(
 WITH o AS (
-  SELECT o.id, o.message,
-         o.retryable AND j.attempt < coalesce(j.max_attempts, $4::int)
+  SELECT *
+    FROM unnest($2::uuid[], $3::int[], $4::text[], $5::bool[]) WITH ORDINALITY
+      AS u(id, attempt, message, retryable, n)
+   ORDER BY id),
+mine AS (
+  SELECT o.id, o.n, o.message,
+         o.retryable AND j.attempt < coalesce(j.max_attempts, $6::int)
            AS retry
-    FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS o(id, message, retryable)
-    JOIN imagen.jobs AS j ON j.id = o.id)
-UPDATE imagen.jobs AS j
-   SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
-       run_after = CASE WHEN o.retry
-         THEN now() + make_interval(secs =>
-                least($6::float8,
-                      $5::float8 * power(2::float8,
-                                         least(greatest(j.attempt - 1, 0), 60)))
-                * (0.75 + random() * 0.5) / 1000)
-         ELSE j.run_after END,
-       completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,
-       claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,
-       heartbeat_at = NULL,
-       error = o.message,
-       errors = j.errors || jsonb_build_array(jsonb_build_object(
-         'attempt', j.attempt, 'at', now(), 'message', o.message))
-  FROM o
- WHERE j.id = o.id)"};
+    FROM o CROSS JOIN LATERAL (
+         SELECT j.attempt, j.max_attempts, j.status FROM imagen.jobs AS j
+          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
+         OFFSET 0 FOR UPDATE) AS j
+   WHERE j.status = 'running'),
+written AS (
+  UPDATE imagen.jobs AS j
+     SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
+         run_after = CASE WHEN o.retry
+           THEN now() + make_interval(secs =>
+                  least($8::float8,
+                        $7::float8 * power(2::float8,
+                                           least(greatest(j.attempt - 1, 0),
+                                                 60)))
+                  * (0.75 + random() * 0.5) / 1000)
+           ELSE j.run_after END,
+         completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,
+         claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,
+         heartbeat_at = NULL,
+         error = o.message,
+         errors = j.errors || jsonb_build_array(jsonb_build_object(
+           'attempt', j.attempt, 'at', now(), 'message', o.message))
+    FROM mine AS o
+   WHERE j.id = o.id
+  RETURNING j.id)
+SELECT mine.n FROM mine JOIN written ON written.id = mine.id)"};
 
-/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Fenced. Gives the claims
-/// back without counting the attempt and wakes the workers; returns one row
-/// per released job.
+/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Fenced. Gives the
+/// claims back without counting the attempt and wakes the workers; returns
+/// the positions released.
 inline constexpr prepared_statement release{"imagen_release", R"(
-WITH released AS (
+WITH o AS (
+  SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
+      AS u(id, attempt, n)
+   ORDER BY id),
+mine AS (
+  SELECT o.id, o.n
+    FROM o CROSS JOIN LATERAL (
+         SELECT j.status FROM imagen.jobs AS j
+          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
+         OFFSET 0 FOR UPDATE) AS j
+   WHERE j.status = 'running'),
+released AS (
   UPDATE imagen.jobs AS j
      SET status = 'pending', attempt = j.attempt - 1, claimed_by = NULL,
          claimed_at = NULL, heartbeat_at = NULL, run_after = now()
-    FROM unnest($2::uuid[], $3::int[]) AS o(id, attempt)
-   WHERE j.id = o.id AND j.attempt = o.attempt AND j.status = 'running'
-     AND j.claimed_by = $1
+    FROM mine
+   WHERE j.id = mine.id
   RETURNING j.id)
-SELECT released.id, pg_notify('imagen_jobs', '') FROM released)"};
+SELECT mine.n, pg_notify('imagen_jobs', '')
+  FROM mine JOIN released ON released.id = mine.id)"};
 
-/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Renews the leases that
-/// are still ours; returns the 1-based positions in $2 of those that are
+/// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Fenced. Renews the
+/// leases that are still ours; returns the positions of those that are
 /// not.
 inline constexpr prepared_statement heartbeat{"imagen_heartbeat", R"(
 WITH o AS (
   SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
-      AS o(id, attempt, n)),
+      AS u(id, attempt, n)
+   ORDER BY id),
+mine AS (
+  SELECT o.id, o.n
+    FROM o CROSS JOIN LATERAL (
+         SELECT j.status FROM imagen.jobs AS j
+          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
+         OFFSET 0 FOR UPDATE) AS j
+   WHERE j.status = 'running'),
 renewed AS (
   UPDATE imagen.jobs AS j
      SET heartbeat_at = now()
-    FROM o
-   WHERE j.id = o.id AND j.attempt = o.attempt AND j.status = 'running'
-     AND j.claimed_by = $1
-  RETURNING o.n)
+    FROM mine
+   WHERE j.id = mine.id
+  RETURNING mine.n)
 SELECT o.n FROM o WHERE o.n NOT IN (SELECT n FROM renewed))"};
 
 /// $1 lease ms, $2 default max_attempts, $3 most rows per call. Moves
