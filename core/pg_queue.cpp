@@ -168,8 +168,14 @@ std::vector<job> pg_queue::claim_batch(int limit) {
     return {};
   }
   auto max_attempts = std::to_string(default_max_attempts_);
-  auto rows = connection_->execute(claims_->for_limit(limit),
-                                   {worker_id_.c_str(), max_attempts.c_str()});
+  auto limit_text = std::to_string(limit);
+  const auto& statement = claims_->for_limit(limit);
+  auto rows = sql::claim_statements::takes_limit(limit)
+                  ? connection_->execute(
+                        statement, {worker_id_.c_str(), max_attempts.c_str(),
+                                    limit_text.c_str()})
+                  : connection_->execute(
+                        statement, {worker_id_.c_str(), max_attempts.c_str()});
 
   std::vector<job> jobs(static_cast<std::size_t>(rows.size()));
   for (int r = 0; r < rows.size(); ++r) {

@@ -14,15 +14,15 @@ namespace imagen::sql {
 /// trigger of migration 1 spell it out.
 inline constexpr const char* channel = "imagen_jobs";
 
-/// The claim, in two parts around its LIMIT, which is written into the
-/// text (claim_batch_statement in pg_queue.cpp prepares one statement per
-/// limit). With LIMIT $n, PostgreSQL cannot cost a cached generic plan
-/// (it guesses a tenth of the table) and, once the table has statistics,
-/// plans every claim afresh: that doubled the latency of a one-row claim,
-/// which a slot waits for between two jobs. With the limit in the text the
-/// generic plan is as good as a custom one and is planned once.
-/// $1 worker id, $2 default max_attempts. Returns the job columns (NULL as
-/// '' or 0) in claim order.
+/// The claim, in two parts around its LIMIT, which claim_statements writes
+/// into the text. With LIMIT $n, PostgreSQL cannot cost a cached generic
+/// plan (it guesses a tenth of the table) and, once the table has
+/// statistics, plans every claim afresh: that doubled the latency of a
+/// one-row claim, which a slot waits for between two jobs. With the limit
+/// in the text the generic plan is as good as a custom one and is planned
+/// once. $1 worker id, $2 default max_attempts (and $3 the limit, for
+/// limits above claim_statements::cached_limits). Returns the job columns
+/// (NULL as '' or 0) in claim order.
 inline constexpr const char* claim_batch_head = R"(
 WITH next AS (
   SELECT id FROM imagen.jobs
@@ -45,18 +45,28 @@ SELECT id, owner_user_id, prompt, coalesce(backend, ''),
   FROM claimed
  ORDER BY priority DESC, created_at, id)";
 
-/// The claim statements of one connection, one per limit, made on first
-/// use; owns the names and texts that the prepared_statements point at
-/// (map nodes do not move).
+/// The claim statements of one connection, made on first use: one per
+/// limit up to cached_limits, and one with the limit as $3 for larger
+/// claims (pools of more slots), which are planned per call; planning is
+/// small beside a claim of that size, and a dispatcher's server backend
+/// keeps at most cached_limits + 1 claim plans. Owns the names and texts
+/// that the prepared_statements point at (map nodes do not move).
 class claim_statements {
  public:
+  static constexpr int cached_limits = 64;
+
+  /// Whether the statement for `limit` takes the limit as $3.
+  static bool takes_limit(int limit) { return limit > cached_limits; }
+
   const prepared_statement& for_limit(int limit) {
-    auto [it, made] = by_limit_.try_emplace(limit);
+    int key = takes_limit(limit) ? 0 : limit;
+    auto [it, made] = by_limit_.try_emplace(key);
     auto& claim = it->second;
     if (made) {
-      claim.name = "imagen_claim_batch_" + std::to_string(limit);
-      claim.text = std::string(claim_batch_head) + std::to_string(limit) +
-                   claim_batch_tail;
+      auto suffix = key == 0 ? std::string("n") : std::to_string(key);
+      claim.name = "imagen_claim_batch_" + suffix;
+      claim.text = std::string(claim_batch_head) +
+                   (key == 0 ? "$3::int" : suffix) + claim_batch_tail;
       claim.statement = {claim.name.c_str(), claim.text.c_str()};
     }
     return claim.statement;
