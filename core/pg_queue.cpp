@@ -168,13 +168,11 @@ std::vector<job> pg_queue::claim_batch(int limit) {
     return {};
   }
   auto max_attempts = std::to_string(default_max_attempts_);
-  auto limit_text = std::to_string(limit);
   const auto& statement = claims_->for_limit(limit);
-  auto rows = sql::claim_statements::takes_limit(limit)
+  auto rows = sql::claim_statements::cached(limit)
                   ? connection_->execute(
-                        statement, {worker_id_.c_str(), max_attempts.c_str(),
-                                    limit_text.c_str()})
-                  : connection_->execute(
+                        statement, {worker_id_.c_str(), max_attempts.c_str()})
+                  : connection_->query(
                         statement, {worker_id_.c_str(), max_attempts.c_str()});
 
   std::vector<job> jobs(static_cast<std::size_t>(rows.size()));
@@ -204,9 +202,11 @@ std::vector<write_result> pg_queue::write_batch(
   }
 
   // Each kind of outcome goes to its own fenced statement; `at` maps a
-  // statement's positions back to `outcomes`. A job twice in one batch can
-  // only be ours once: the first outcome is written, the later ones carry
-  // attempt -1, which no row has, and count as lost.
+  // statement's positions back to `outcomes`. One attempt of a job twice
+  // in one batch is written once: the later copies carry attempt -1,
+  // which no row has, and count as lost. Two attempts of one job may share
+  // a batch (an older one retried after its answer was lost): the fence
+  // picks the current one.
   struct part {
     ref_arrays fence;
     std::vector<std::size_t> at;
@@ -218,10 +218,12 @@ std::vector<write_result> pg_queue::write_batch(
   part all, done, failed, released;
   array_literal uris, digests, sizes, widths, heights, mimes;
   array_literal messages, retryable;
-  std::unordered_set<std::string_view> seen;
+  std::unordered_set<std::string> seen;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
-    job_ref ref{o.job.id, seen.insert(o.job.id).second ? o.job.attempt : -1};
+    bool first =
+        seen.insert(o.job.id + '/' + std::to_string(o.job.attempt)).second;
+    job_ref ref{o.job.id, first ? o.job.attempt : -1};
     all.add(ref, i);
     if (o.ok()) {
       const auto& image = *o.image;

@@ -20,8 +20,7 @@ inline constexpr const char* channel = "imagen_jobs";
 /// statistics, plans every claim afresh: that doubled the latency of a
 /// one-row claim, which a slot waits for between two jobs. With the limit
 /// in the text the generic plan is as good as a custom one and is planned
-/// once. $1 worker id, $2 default max_attempts (and $3 the limit, for
-/// limits above claim_statements::cached_limits). Returns the job columns
+/// once. $1 worker id, $2 default max_attempts. Returns the job columns
 /// (NULL as '' or 0) in claim order.
 inline constexpr const char* claim_batch_head = R"(
 WITH next AS (
@@ -46,27 +45,32 @@ SELECT id, owner_user_id, prompt, coalesce(backend, ''),
  ORDER BY priority DESC, created_at, id)";
 
 /// The claim statements of one connection, made on first use: one per
-/// limit up to cached_limits, and one with the limit as $3 for larger
-/// claims (pools of more slots), which are planned per call; planning is
-/// small beside a claim of that size, and a dispatcher's server backend
-/// keeps at most cached_limits + 1 claim plans. Owns the names and texts
+/// limit up to cached_limits, prepared and kept with its plan, and for
+/// larger claims (pools of more slots) a text planned on every call
+/// (pg_connection::query): planning is small beside a claim of that size,
+/// and a dispatcher's server backend keeps at most cached_limits claim
+/// plans. (With the limit as a parameter instead, a generic plan expects
+/// a tenth of the table and reads all of it.) Owns the names and texts
 /// that the prepared_statements point at (map nodes do not move).
 class claim_statements {
  public:
   static constexpr int cached_limits = 64;
 
-  /// Whether the statement for `limit` takes the limit as $3.
-  static bool takes_limit(int limit) { return limit > cached_limits; }
+  /// Whether the claim of `limit` rows is prepared and kept (true) or
+  /// planned on every call (false).
+  static bool cached(int limit) { return limit <= cached_limits; }
 
+  /// The claim of `limit` rows. For a limit that is not cached, valid
+  /// until the next call.
   const prepared_statement& for_limit(int limit) {
-    int key = takes_limit(limit) ? 0 : limit;
+    int key = cached(limit) ? limit : 0;
     auto [it, made] = by_limit_.try_emplace(key);
     auto& claim = it->second;
-    if (made) {
-      auto suffix = key == 0 ? std::string("n") : std::to_string(key);
-      claim.name = "imagen_claim_batch_" + suffix;
-      claim.text = std::string(claim_batch_head) +
-                   (key == 0 ? "$3::int" : suffix) + claim_batch_tail;
+    if (made || key == 0) {
+      claim.name = key == 0 ? std::string("imagen_claim_batch_large")
+                            : "imagen_claim_batch_" + std::to_string(key);
+      claim.text = std::string(claim_batch_head) + std::to_string(limit) +
+                   claim_batch_tail;
       claim.statement = {claim.name.c_str(), claim.text.c_str()};
     }
     return claim.statement;
