@@ -171,6 +171,7 @@ void pg_connection::connect_until(clock::time_point until) {
         if (PQsetnonblocking(conn_, 1) != 0) {
           fail_connection("connect");
         }
+        run_session_setup();
         return;
       case PGRES_POLLING_FAILED:
         fail_connection("connect");
@@ -334,6 +335,25 @@ pg_rows pg_connection::query(const prepared_statement& statement,
     send_failed(statement.name);
   }
   return finish(statement.name, deadline);
+}
+
+void pg_connection::set_session_setup(std::string sql) {
+  session_setup_ = std::move(sql);
+  if (conn_ != nullptr) {
+    run_session_setup();
+  }
+}
+
+void pg_connection::run_session_setup() {
+  if (session_setup_.empty()) {
+    return;
+  }
+  try {
+    run_script("session setup", session_setup_.c_str());
+  } catch (const queue_error&) {
+    disconnect();
+    throw;
+  }
 }
 
 void pg_connection::run_script(const char* name, const char* sql) {

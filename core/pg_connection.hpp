@@ -87,6 +87,11 @@ class pg_connection {
   /// `name` says which in errors.
   void run_script(const char* name, const char* sql);
 
+  /// Statements (session settings) run after every connect, before
+  /// anything else; when they fail the connection is dropped. Set on a
+  /// connection that is open, they run at once.
+  void set_session_setup(std::string sql);
+
   /// The socket to poll for notifications; -1 when not connected.
   int socket() const;
   /// The libpq handle for the listener's PQnotifies; null when disconnected.
@@ -102,6 +107,7 @@ class pg_connection {
   /// event instead of a raw line on stderr.
   static void on_notice(void* self, const char* message);
   void connect_until(clock::time_point deadline);
+  void run_session_setup();
   void ensure_prepared(const prepared_statement& statement,
                        clock::time_point deadline);
   void send_failed(const char* what);
@@ -114,6 +120,7 @@ class pg_connection {
   pg_settings settings_;
   pg_conn* conn_ = nullptr;
   std::vector<const char*> prepared_;  // names prepared on conn_
+  std::string session_setup_;
 };
 
 }  // namespace imagen

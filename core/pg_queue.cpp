@@ -159,7 +159,9 @@ pg_queue::pg_queue(std::unique_ptr<pg_connection> connection,
       claims_(std::make_unique<sql::claim_statements>()),
       worker_id_(std::move(worker_id)),
       retry_(retry),
-      default_max_attempts_(default_max_attempts) {}
+      default_max_attempts_(default_max_attempts) {
+  connection_->set_session_setup(sql::queue_session);
+}
 
 pg_queue::~pg_queue() = default;
 

@@ -14,6 +14,17 @@ namespace imagen::sql {
 /// trigger of migration 1 spell it out.
 inline constexpr const char* channel = "imagen_jobs";
 
+/// Run on every connection of a queue (dispatcher, status writer) after
+/// it connects. Every statement of a queue reaches rows through an index,
+/// and so must the foreign-key check that PostgreSQL runs for each job
+/// marked done (jobs.image_id -> images.id). That check's plan is cached
+/// for the life of the session: made while imagen.images was small or
+/// analyzed empty, it is a sequential scan, and it stays one while the
+/// table grows until the next ANALYZE. Writes of 2,000 outcomes went from
+/// 0.35 s to 1.7 s over four batches that way. With sequential scans off
+/// the check (and everything else here) uses the primary key.
+inline constexpr const char* queue_session = "SET enable_seqscan = off";
+
 /// The claim, in two parts around its LIMIT, which claim_statements writes
 /// into the text. With LIMIT $n, PostgreSQL cannot cost a cached generic
 /// plan (it guesses a tenth of the table) and, once the table has

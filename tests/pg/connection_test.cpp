@@ -81,6 +81,19 @@ TEST_F(connection, ABadStatementInputIsNotTransient) {
   EXPECT_TRUE(queue->claim_batch(1).empty());
 }
 
+TEST_F(connection, ASessionSetupRunsOnConnectAndAFailingOneDropsTheLink) {
+  pg_connection session(settings());
+  session.set_session_setup("SET statement_timeout = '7s'");
+  auto rows = session.query({"show", "SHOW statement_timeout"}, {});
+  ASSERT_EQ(rows.size(), 1);
+  EXPECT_EQ(rows.text(0, 0), "7s");
+
+  pg_connection broken(settings());
+  broken.set_session_setup("SET imagen_no_such_setting = 1");
+  EXPECT_THROW(broken.query(sql::ping, {}), queue_error);
+  EXPECT_FALSE(broken.connected());
+}
+
 TEST(connection_errors, NeverShowThePassword) {
   for (std::string url : {
            "postgresql://imagen:s3cr3t-pw@127.0.0.1:1/imagen",

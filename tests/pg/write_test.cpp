@@ -291,6 +291,51 @@ TEST_F(write, ACancelledOutcomeIsReleased) {
   EXPECT_EQ(column(j.id, "errors"), "[]");
 }
 
+// The foreign-key check of each job marked done runs on a plan the
+// session caches. Made while imagen.images was analyzed empty, it was a
+// sequential scan and stayed one as the table grew: every write got
+// slower. A queue's sessions turn sequential scans off, after every
+// connect, so the check uses the primary key.
+TEST_F(write, ForeignKeyChecksUseTheIndexAfterImagesWasAnalyzedEmpty) {
+  add_jobs(20);
+  exec(db.url(), "ANALYZE imagen.images");  // empty
+  auto s = settings();
+  s.application_name = "imagen-test-fk";
+  auto connection = std::make_unique<pg_connection>(s);
+  auto& session = *connection;
+  pg_queue queue(std::move(connection), "worker-a", {}, 3);
+  auto check_plan = [&] {
+    auto rows = session.query(
+        {"explain",
+         "EXPLAIN SELECT 1 FROM ONLY imagen.images x WHERE id = $1 "
+         "FOR KEY SHARE OF x"},
+        {"00000000-0000-0000-0000-000000000001"});
+    std::string plan;
+    for (int r = 0; r < rows.size(); ++r) {
+      plan += std::string(rows.text(r, 0)) + "\n";
+    }
+    return plan;
+  };
+
+  for (int i = 0; i < 8; ++i) {
+    auto j = queue.claim_batch(1).at(0);
+    ASSERT_EQ(queue.write_outcomes({success(j, sample_image(j.id), 1)}),
+              std::vector<write_result>{write_result::applied});
+  }
+  auto plan = check_plan();
+  EXPECT_NE(plan.find("images_pkey"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
+
+  // A new session after a lost connection gets the same setting.
+  query(test_admin_url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'imagen-test-fk'");
+  EXPECT_THROW(queue.claim_batch(1), queue_error);
+  ASSERT_EQ(queue.claim_batch(1).size(), 1u);
+  plan = check_plan();
+  EXPECT_NE(plan.find("images_pkey"), std::string::npos) << plan;
+}
+
 // Every fenced statement runs on a cached plan, and that plan must reach
 // the rows through the primary key whatever the statistics say. On a
 // generic plan built from statistics taken while no row ran, the first
