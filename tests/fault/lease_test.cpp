@@ -3,6 +3,7 @@
 // late write changes nothing.
 #include <signal.h>
 
+#include <filesystem>
 #include <regex>
 #include <string>
 
@@ -90,8 +91,15 @@ TEST(Lease, StoppedWorkerIsRescuedAndItsLateWriteChangesNothing) {
            "{output}"}));
   auto frozen = start_worker({"run", "--config", config}, short_lease(env));
   auto id = insert_with_backend(env, "varying");
-  ASSERT_TRUE(
-      wait_until([&] { return env.job(id).status == "running"; }, seconds(10)))
+  // Frozen once its generator has started the first run (the row turns
+  // running before the generator starts; stopped in between, the worker
+  // would leave the first run to the rescuer).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return env.job(id).status == "running" &&
+               std::filesystem::exists(marker);
+      },
+      seconds(10)))
       << frozen->output();
 
   frozen->signal(SIGSTOP);
