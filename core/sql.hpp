@@ -98,14 +98,16 @@ class claim_statements {
 
 // Every write-back is fenced row by row (DESIGN.md): a row is written only
 // while it is `running`, held by this worker ($1) and at the attempt the
-// outcome belongs to. The fenced statements below share one shape:
+// outcome belongs to. The fenced statements below share one fence, the
+// CTE `mine` (IMAGEN_SQL_MINE), after their own CTE `o` of the batch:
 //
-// - `o` unnests the batch and sorts it by id; the nested loop that reads
-//   it locks the rows in that order, so two writers on overlapping rows
-//   (the status writer, the dispatcher's heartbeat and orphan requeue)
-//   cannot deadlock;
-// - each row is fetched by its primary key in a LATERAL subquery behind
-//   OFFSET 0, which the planner cannot flatten, and is locked there
+// - `o` unnests the batch ($2 ids, $3 attempts, then any per-row values,
+//   and the 1-based position n) and sorts it by id; the nested loop that
+//   reads it locks the rows in that order, so two writers on overlapping
+//   rows (the status writer, the dispatcher's heartbeat and orphan
+//   requeue) cannot deadlock;
+// - `mine` fetches each row by its primary key in a LATERAL subquery
+//   behind OFFSET 0, which the planner cannot flatten, and locks it there
 //   (FOR UPDATE) before anything is written. The subquery names no
 //   status, so the partial lease index (status = 'running') cannot serve
 //   it: a cached generic plan, trusting statistics taken while no row was
@@ -113,24 +115,37 @@ class claim_statements {
 //   running row per id (a write of 14,000 outcomes ran past its 10 s
 //   deadline). With the shape fixed, every plan is the cheap one and all
 //   of them are cached;
-// - the status is checked on the locked row, after any concurrent write
-//   to it has finished; only then is the row written. They return the
-//   1-based positions (in $2) of the rows written.
+// - `mine` keeps a row only if it is still `running` once locked, i.e.
+//   after any concurrent write to it has finished; it carries `o`'s
+//   columns and the row's owner_user_id and max_attempts.
+//
+// They return the positions (n) of the rows they wrote. The fragments are
+// macros so that each statement stays one constant string.
+
+#define IMAGEN_SQL_REFS                                             \
+  "WITH o AS (\n"                                                   \
+  "  SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY\n" \
+  "      AS u(id, attempt, n)\n"                                    \
+  "   ORDER BY id),\n"
+
+#define IMAGEN_SQL_MINE                                         \
+  "mine AS (\n"                                                 \
+  "  SELECT o.*, j.owner_user_id, j.max_attempts\n"             \
+  "    FROM o CROSS JOIN LATERAL (\n"                           \
+  "         SELECT j.owner_user_id, j.max_attempts, j.status\n" \
+  "           FROM imagen.jobs AS j\n"                          \
+  "          WHERE j.id = o.id AND j.attempt = o.attempt\n"     \
+  "            AND j.claimed_by = $1\n"                         \
+  "         OFFSET 0 FOR UPDATE) AS j\n"                        \
+  "   WHERE j.status = 'running')"
 
 /// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Locks the rows that
 /// are still ours, in id order, and returns their positions. A batch of
 /// several kinds of outcome takes its locks first, in one order, then
 /// writes each kind.
-inline constexpr prepared_statement lock_fenced{"imagen_lock_fenced", R"(
-SELECT o.n
-  FROM (SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
-             AS u(id, attempt, n)
-         ORDER BY id) AS o
- CROSS JOIN LATERAL (
-       SELECT j.status FROM imagen.jobs AS j
-        WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
-       OFFSET 0 FOR UPDATE) AS j
- WHERE j.status = 'running')"};
+inline constexpr prepared_statement lock_fenced{
+    "imagen_lock_fenced", IMAGEN_SQL_REFS IMAGEN_SQL_MINE R"(
+SELECT n FROM mine)"};
 
 /// $1 worker id, $2 uuid[] job ids, $3 int[] attempts, $4 text[] uri,
 /// $5 text[] sha256, $6 bigint[] bytes, $7 int[] width, $8 int[] height,
@@ -145,13 +160,7 @@ WITH o AS (
                 $7::int[], $8::int[], $9::text[]) WITH ORDINALITY
       AS u(id, attempt, uri, sha256, bytes, width, height, mime, n)
    ORDER BY id),
-mine AS (
-  SELECT o.*, j.owner_user_id
-    FROM o CROSS JOIN LATERAL (
-         SELECT j.owner_user_id, j.status FROM imagen.jobs AS j
-          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
-         OFFSET 0 FOR UPDATE) AS j
-   WHERE j.status = 'running'),
+)" IMAGEN_SQL_MINE R"(,
 image AS (
   INSERT INTO imagen.images AS i
          (job_id, owner_user_id, uri, sha256, bytes, width, height, mime)
@@ -185,15 +194,11 @@ WITH o AS (
     FROM unnest($2::uuid[], $3::int[], $4::text[], $5::bool[]) WITH ORDINALITY
       AS u(id, attempt, message, retryable, n)
    ORDER BY id),
-mine AS (
-  SELECT o.id, o.n, o.message,
-         o.retryable AND j.attempt < coalesce(j.max_attempts, $6::int)
-           AS retry
-    FROM o CROSS JOIN LATERAL (
-         SELECT j.attempt, j.max_attempts, j.status FROM imagen.jobs AS j
-          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
-         OFFSET 0 FOR UPDATE) AS j
-   WHERE j.status = 'running'),
+)" IMAGEN_SQL_MINE R"(,
+decided AS (
+  SELECT id, n, message,
+         retryable AND attempt < coalesce(max_attempts, $6::int) AS retry
+    FROM mine),
 written AS (
   UPDATE imagen.jobs AS j
      SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
@@ -211,7 +216,7 @@ written AS (
          error = o.message,
          errors = j.errors || jsonb_build_array(jsonb_build_object(
            'attempt', j.attempt, 'at', now(), 'message', o.message))
-    FROM mine AS o
+    FROM decided AS o
    WHERE j.id = o.id
   RETURNING j.id)
 SELECT mine.n FROM mine JOIN written ON written.id = mine.id)"};
@@ -219,18 +224,8 @@ SELECT mine.n FROM mine JOIN written ON written.id = mine.id)"};
 /// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Fenced. Gives the
 /// claims back without counting the attempt and wakes the workers; returns
 /// the positions released.
-inline constexpr prepared_statement release{"imagen_release", R"(
-WITH o AS (
-  SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
-      AS u(id, attempt, n)
-   ORDER BY id),
-mine AS (
-  SELECT o.id, o.n
-    FROM o CROSS JOIN LATERAL (
-         SELECT j.status FROM imagen.jobs AS j
-          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
-         OFFSET 0 FOR UPDATE) AS j
-   WHERE j.status = 'running'),
+inline constexpr prepared_statement release{"imagen_release",
+                                            IMAGEN_SQL_REFS IMAGEN_SQL_MINE R"(,
 released AS (
   UPDATE imagen.jobs AS j
      SET status = 'pending', attempt = j.attempt - 1, claimed_by = NULL,
@@ -244,18 +239,8 @@ SELECT mine.n, pg_notify('imagen_jobs', '')
 /// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Fenced. Renews the
 /// leases that are still ours; returns the positions of those that are
 /// not.
-inline constexpr prepared_statement heartbeat{"imagen_heartbeat", R"(
-WITH o AS (
-  SELECT * FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY
-      AS u(id, attempt, n)
-   ORDER BY id),
-mine AS (
-  SELECT o.id, o.n
-    FROM o CROSS JOIN LATERAL (
-         SELECT j.status FROM imagen.jobs AS j
-          WHERE j.id = o.id AND j.attempt = o.attempt AND j.claimed_by = $1
-         OFFSET 0 FOR UPDATE) AS j
-   WHERE j.status = 'running'),
+inline constexpr prepared_statement heartbeat{
+    "imagen_heartbeat", IMAGEN_SQL_REFS IMAGEN_SQL_MINE R"(,
 renewed AS (
   UPDATE imagen.jobs AS j
      SET heartbeat_at = now()
@@ -263,6 +248,9 @@ renewed AS (
    WHERE j.id = mine.id
   RETURNING mine.n)
 SELECT o.n FROM o WHERE o.n NOT IN (SELECT n FROM renewed))"};
+
+#undef IMAGEN_SQL_MINE
+#undef IMAGEN_SQL_REFS
 
 /// $1 lease ms, $2 default max_attempts, $3 most rows per call. Moves
 /// running rows whose heartbeat is older than the lease back to pending
