@@ -171,7 +171,7 @@ void pg_connection::connect_until(clock::time_point until) {
         if (PQsetnonblocking(conn_, 1) != 0) {
           fail_connection("connect");
         }
-        run_session_setup();
+        run_session_setup(until);
         return;
       case PGRES_POLLING_FAILED:
         fail_connection("connect");
@@ -340,19 +340,26 @@ pg_rows pg_connection::query(const prepared_statement& statement,
 void pg_connection::set_session_setup(std::string sql) {
   session_setup_ = std::move(sql);
   if (conn_ != nullptr) {
-    run_session_setup();
+    run_session_setup(clock::now() + settings_.deadline);
   }
 }
 
-void pg_connection::run_session_setup() {
+void pg_connection::run_session_setup(clock::time_point deadline) {
   if (session_setup_.empty()) {
     return;
   }
+  // Within the deadline of the call that connected. A setup that fails
+  // says nothing about that call's statement (an outcome refused as bad
+  // data would be recorded as a failure): it is transient, and the next
+  // call connects and tries the setup again.
   try {
-    run_script("session setup", session_setup_.c_str());
-  } catch (const queue_error&) {
+    if (PQsendQuery(conn_, session_setup_.c_str()) == 0) {
+      send_failed("session setup");
+    }
+    finish("session setup", deadline);
+  } catch (const queue_error& e) {
     disconnect();
-    throw;
+    throw queue_error(e.what(), true);
   }
 }
 

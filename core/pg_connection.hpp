@@ -88,7 +88,8 @@ class pg_connection {
   void run_script(const char* name, const char* sql);
 
   /// Statements (session settings) run after every connect, before
-  /// anything else; when they fail the connection is dropped. Set on a
+  /// anything else and within the connecting call's deadline; when they
+  /// fail the connection is dropped and the error is transient. Set on a
   /// connection that is open, they run at once.
   void set_session_setup(std::string sql);
 
@@ -107,7 +108,7 @@ class pg_connection {
   /// event instead of a raw line on stderr.
   static void on_notice(void* self, const char* message);
   void connect_until(clock::time_point deadline);
-  void run_session_setup();
+  void run_session_setup(clock::time_point deadline);
   void ensure_prepared(const prepared_statement& statement,
                        clock::time_point deadline);
   void send_failed(const char* what);

@@ -206,9 +206,10 @@ std::vector<write_result> pg_queue::write_batch(
   // Each kind of outcome goes to its own fenced statement; `at` maps a
   // statement's positions back to `outcomes`. One attempt of a job twice
   // in one batch is written once: the later copies carry attempt -1,
-  // which no row has, and count as lost. Two attempts of one job may share
-  // a batch (an older one retried after its answer was lost): the fence
-  // picks the current one.
+  // which no row has, and are fenced out (a copy of a success whose image
+  // is the one written still comes back applied, below). Two attempts of
+  // one job may share a batch (an older one retried after its answer was
+  // lost): the fence picks the current one.
   struct part {
     ref_arrays fence;
     std::vector<std::size_t> at;
@@ -294,7 +295,10 @@ std::vector<write_result> pg_queue::write_batch(
   // A success that the fence refuses may be our own, written by an
   // earlier try whose COMMIT went through but whose answer was lost: its
   // image (the uri names the attempt) is then the registered one, and its
-  // file must stay.
+  // file must stay. (A batch of one kind has committed by now; this read
+  // cannot be refused for ids and uris the write just accepted, and a
+  // transient error here makes the caller try the batch again, which then
+  // finds its successes registered.)
   array_literal unfenced_ids, unfenced_uris;
   bool any_unfenced = false;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
@@ -337,7 +341,8 @@ std::vector<write_result> pg_queue::write_outcomes(
     // One outcome the database refuses must not hold back the others:
     // each is written alone. A transient error midway throws, and the
     // whole batch is tried again; what was written meanwhile then comes
-    // back as applied (successes) or is fenced out (failures).
+    // back as applied (successes) or is fenced out (failures and
+    // cancellations, whose rows are then no longer running).
     log::error("outcomes.batch_refused",
                {{"outcomes", outcomes.size()}, {"error", e.what()}});
     std::vector<write_result> results;

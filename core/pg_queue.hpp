@@ -43,7 +43,8 @@ class pg_queue final : public job_queue {
   const std::string& worker_id() const { return worker_id_; }
 
  private:
-  /// One fenced transaction for the whole batch.
+  /// One fenced statement per kind of outcome (successes, failures,
+  /// cancellations); several kinds share one transaction.
   std::vector<write_result> write_batch(const std::vector<outcome>& outcomes);
   /// Records an outcome the database refused (bad bytes, out-of-range
   /// values) as a failure that says so, rather than retrying it for ever.

@@ -47,8 +47,8 @@ class job_queue {
   /// (`FOR UPDATE SKIP LOCKED`); empty when none is runnable.
   virtual std::vector<job> claim_batch(int limit) = 0;
 
-  /// Writes outcomes in one transaction, each fenced by claimed_by and
-  /// attempt; returns one result per outcome, in order.
+  /// Writes outcomes, all or none of each kind, each fenced by claimed_by
+  /// and attempt; returns one result per outcome, in order.
   virtual std::vector<write_result> write_outcomes(
       const std::vector<outcome>& outcomes) = 0;
 

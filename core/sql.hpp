@@ -108,7 +108,9 @@ class claim_statements {
 //   requeue) cannot deadlock;
 // - `mine` fetches each row by its primary key in a LATERAL subquery
 //   behind OFFSET 0, which the planner cannot flatten, and locks it there
-//   (FOR UPDATE) before anything is written. The subquery names no
+//   (FOR NO KEY UPDATE, the lock its UPDATE takes: no key changes, so
+//   foreign keys that point at the row are not held up) before anything
+//   is written. The subquery names no
 //   status, so the partial lease index (status = 'running') cannot serve
 //   it: a cached generic plan, trusting statistics taken while no row was
 //   running, once chose that index for every id and looped over every
@@ -136,7 +138,7 @@ class claim_statements {
   "           FROM imagen.jobs AS j\n"                          \
   "          WHERE j.id = o.id AND j.attempt = o.attempt\n"     \
   "            AND j.claimed_by = $1\n"                         \
-  "         OFFSET 0 FOR UPDATE) AS j\n"                        \
+  "         OFFSET 0 FOR NO KEY UPDATE) AS j\n"                 \
   "   WHERE j.status = 'running')"
 
 /// $1 worker id, $2 uuid[] ids, $3 int[] attempts. Locks the rows that
