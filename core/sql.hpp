@@ -183,6 +183,20 @@ done AS (
   RETURNING j.id)
 SELECT mine.n FROM mine JOIN done ON done.id = mine.id)"};
 
+// How an attempt that did not succeed is settled, in write_failures,
+// rescue_expired and requeue_orphans: the rest of the SET list after
+// run_after, for an UPDATE of imagen.jobs AS j from a source `o` with a
+// `retry` flag and a `message`. Back to pending without a claim, or failed
+// for good; either way the attempt is appended to `errors`.
+#define IMAGEN_SQL_SETTLED                                                     \
+  "         status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,\n"    \
+  "         completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,\n"      \
+  "         claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,\n" \
+  "         heartbeat_at = NULL,\n"                                            \
+  "         error = o.message,\n"                                              \
+  "         errors = j.errors || jsonb_build_array(jsonb_build_object(\n"      \
+  "           'attempt', j.attempt, 'at', now(), 'message', o.message))"
+
 /// $1 worker id, $2 uuid[] job ids, $3 int[] attempts, $4 text[] messages,
 /// $5 bool[] retryable, $6 default max_attempts, $7 retry base ms, $8 retry
 /// cap ms. Fenced. A retryable failure with attempts left goes back to
@@ -203,8 +217,7 @@ decided AS (
     FROM mine),
 written AS (
   UPDATE imagen.jobs AS j
-     SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
-         run_after = CASE WHEN o.retry
+     SET run_after = CASE WHEN o.retry
            THEN now() + make_interval(secs =>
                   least($8::float8,
                         $7::float8 * power(2::float8,
@@ -212,12 +225,7 @@ written AS (
                                                  60)))
                   * (0.75 + random() * 0.5) / 1000)
            ELSE j.run_after END,
-         completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,
-         claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,
-         heartbeat_at = NULL,
-         error = o.message,
-         errors = j.errors || jsonb_build_array(jsonb_build_object(
-           'attempt', j.attempt, 'at', now(), 'message', o.message))
+)" IMAGEN_SQL_SETTLED R"(
     FROM decided AS o
    WHERE j.id = o.id
   RETURNING j.id)
@@ -251,9 +259,6 @@ renewed AS (
   RETURNING mine.n)
 SELECT o.n FROM o WHERE o.n NOT IN (SELECT n FROM renewed))"};
 
-#undef IMAGEN_SQL_MINE
-#undef IMAGEN_SQL_REFS
-
 /// $1 lease ms, $2 default max_attempts, $3 most rows per call. Moves
 /// running rows whose heartbeat is older than the lease back to pending
 /// (or to failed when their attempts are used up), skipping rows another
@@ -279,16 +284,10 @@ WITH expired AS (
      FOR UPDATE SKIP LOCKED),
 moved AS (
   UPDATE imagen.jobs AS j
-     SET status = CASE WHEN e.retry THEN 'pending' ELSE 'failed' END,
-         run_after = CASE WHEN e.retry THEN now() ELSE j.run_after END,
-         completed_at = CASE WHEN e.retry THEN NULL ELSE now() END,
-         claimed_by = CASE WHEN e.retry THEN NULL ELSE j.claimed_by END,
-         heartbeat_at = NULL,
-         error = e.message,
-         errors = j.errors || jsonb_build_array(jsonb_build_object(
-           'attempt', j.attempt, 'at', now(), 'message', e.message))
-    FROM expired AS e
-   WHERE j.id = e.id
+     SET run_after = CASE WHEN o.retry THEN now() ELSE j.run_after END,
+)" IMAGEN_SQL_SETTLED R"(
+    FROM expired AS o
+   WHERE j.id = o.id
   RETURNING j.status),
 woke AS (
   SELECT pg_notify('imagen_jobs', '') FROM moved
@@ -315,14 +314,8 @@ WITH orphaned AS (
      FOR UPDATE),
 moved AS (
   UPDATE imagen.jobs AS j
-     SET status = CASE WHEN o.retry THEN 'pending' ELSE 'failed' END,
-         run_after = CASE WHEN o.retry THEN now() ELSE j.run_after END,
-         completed_at = CASE WHEN o.retry THEN NULL ELSE now() END,
-         claimed_by = CASE WHEN o.retry THEN NULL ELSE j.claimed_by END,
-         heartbeat_at = NULL,
-         error = o.message,
-         errors = j.errors || jsonb_build_array(jsonb_build_object(
-           'attempt', j.attempt, 'at', now(), 'message', o.message))
+     SET run_after = CASE WHEN o.retry THEN now() ELSE j.run_after END,
+)" IMAGEN_SQL_SETTLED R"(
     FROM orphaned AS o
    WHERE j.id = o.id
   RETURNING j.status),
@@ -330,6 +323,10 @@ woke AS (
   SELECT pg_notify('imagen_jobs', '') FROM moved
    WHERE status = 'pending' LIMIT 1)
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM woke))"};
+
+#undef IMAGEN_SQL_SETTLED
+#undef IMAGEN_SQL_MINE
+#undef IMAGEN_SQL_REFS
 
 /// $1 owner, $2 prompt, $3 backend, $4 model, $5 style, $6 width,
 /// $7 height, $8 steps, $9 seed or NULL, $10 count, $11 priority. One
