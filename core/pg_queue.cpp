@@ -1,5 +1,6 @@
 #include "core/pg_queue.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,6 +78,16 @@ struct ref_arrays {
   void add(const job_ref& ref) {
     ids.add_text(ref.id);
     attempts.add_number(ref.attempt);
+  }
+};
+
+/// One attempt of one job, borrowing the id from its outcome.
+using attempt_key = std::pair<std::string_view, int>;
+
+struct attempt_key_hash {
+  std::size_t operator()(const attempt_key& key) const {
+    return std::hash<std::string_view>{}(key.first) * 31 +
+           static_cast<std::size_t>(key.second);
   }
 };
 
@@ -221,11 +232,10 @@ std::vector<write_result> pg_queue::write_batch(
   part all, done, failed, released;
   array_literal uris, digests, sizes, widths, heights, mimes;
   array_literal messages, retryable;
-  std::unordered_set<std::string> seen;
+  std::unordered_set<attempt_key, attempt_key_hash> seen;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
-    bool first =
-        seen.insert(o.job.id + '/' + std::to_string(o.job.attempt)).second;
+    bool first = seen.insert({o.job.id, o.job.attempt}).second;
     job_ref ref{o.job.id, first ? o.job.attempt : -1};
     all.add(ref, i);
     if (o.ok()) {
