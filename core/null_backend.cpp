@@ -46,19 +46,20 @@ generation null_backend::generate(
     const job&, const slot_context& where,
     std::chrono::steady_clock::time_point deadline) {
   using clock = std::chrono::steady_clock;
+  // Every step sleeps to an absolute point, so the lateness of one wake-up
+  // is not carried into the next: the job ends once, late by a single
+  // wake-up, whatever the number of cancel checks on the way.
   const auto wake = clock::now() + delay_;
-  while (clock::now() < wake) {
+  for (auto now = clock::now(); now < wake; now = clock::now()) {
     if (where.cancelled())
       throw backend_error(failure_kind::cancelled,
                           "null backend was cancelled by shutdown");
-    if (clock::now() >= deadline)
+    if (now >= deadline)
       throw backend_error(failure_kind::timeout,
                           "null backend timed out before its delay of " +
                               std::to_string(delay_.count()) + "ms ended");
-    auto step = std::min<clock::duration>(
-        {wake - clock::now(), deadline - clock::now(), cancel_check});
-    if (step > clock::duration::zero())
-      std::this_thread::sleep_for(step);
+    std::this_thread::sleep_until(
+        std::min({wake, deadline, now + cancel_check}));
   }
   return fixed_image();
 }

@@ -167,8 +167,9 @@ pg_queue::pg_queue(std::unique_ptr<pg_connection> connection,
                    std::string worker_id, retry_policy retry,
                    int default_max_attempts)
     : connection_(std::move(connection)),
-      claims_(std::make_unique<sql::claim_statements>()),
       worker_id_(std::move(worker_id)),
+      claims_(std::make_unique<sql::claim_statements>(worker_id_,
+                                                      default_max_attempts)),
       retry_(retry),
       default_max_attempts_(default_max_attempts) {
   connection_->set_session_setup(sql::queue_session);
@@ -180,13 +181,10 @@ std::vector<job> pg_queue::claim_batch(int limit) {
   if (limit <= 0) {
     return {};
   }
-  auto max_attempts = std::to_string(default_max_attempts_);
   const auto& statement = claims_->for_limit(limit);
   auto rows = sql::claim_statements::cached(limit)
-                  ? connection_->execute(
-                        statement, {worker_id_.c_str(), max_attempts.c_str()})
-                  : connection_->query(
-                        statement, {worker_id_.c_str(), max_attempts.c_str()});
+                  ? connection_->execute(statement, {})
+                  : connection_->query(statement, {});
 
   std::vector<job> jobs(static_cast<std::size_t>(rows.size()));
   for (int r = 0; r < rows.size(); ++r) {

@@ -51,8 +51,8 @@ class pg_queue final : public job_queue {
   write_result write_refused(const outcome& refused, const queue_error& why);
 
   std::unique_ptr<pg_connection> connection_;
-  std::unique_ptr<sql::claim_statements> claims_;
   std::string worker_id_;
+  std::unique_ptr<sql::claim_statements> claims_;
   retry_policy retry_;
   int default_max_attempts_;
 };

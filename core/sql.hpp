@@ -4,7 +4,9 @@
 #pragma once
 
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "core/pg_connection.hpp"
 
@@ -25,25 +27,47 @@ inline constexpr const char* channel = "imagen_jobs";
 /// the check (and everything else here) uses the primary key.
 inline constexpr const char* queue_session = "SET enable_seqscan = off";
 
-/// The claim, in two parts around its LIMIT, which claim_statements writes
-/// into the text. With LIMIT $n, PostgreSQL cannot cost a cached generic
-/// plan (it guesses a tenth of the table) and, once the table has
+/// `text` as an SQL string literal, E'...', which means the same whatever
+/// the server's standard_conforming_strings. Throws std::invalid_argument
+/// on a NUL byte, which no PostgreSQL text can hold.
+inline std::string literal(std::string_view text) {
+  std::string quoted = "E'";
+  for (char c : text) {
+    if (c == '\0') {
+      throw std::invalid_argument("an SQL text cannot hold a NUL byte");
+    }
+    if (c == '\'' || c == '\\') {
+      quoted += c;
+    }
+    quoted += c;
+  }
+  return quoted += '\'';
+}
+
+/// The claim, with three values that claim_statements writes into the
+/// text: {limit}, {worker} (the worker id as a literal) and
+/// {max_attempts} (the default for rows without one). Returns the job
+/// columns (NULL as '' or 0) in claim order.
+///
+/// Why no parameters. With LIMIT $n, PostgreSQL cannot cost a cached
+/// generic plan (it guesses a tenth of the table) and, once the table has
 /// statistics, plans every claim afresh: that doubled the latency of a
-/// one-row claim, which a slot waits for between two jobs. With the limit
-/// in the text the generic plan is as good as a custom one and is planned
-/// once. $1 worker id, $2 default max_attempts. Returns the job columns
-/// (NULL as '' or 0) in claim order.
-inline constexpr const char* claim_batch_head = R"(
+/// one-row claim, which a slot waits for between two jobs. And a
+/// statement with any parameter is planned afresh on each of its first
+/// five runs before PostgreSQL settles on the generic plan; a pool of 32
+/// slots claims with some 30 different limits, so a sixth of the claims
+/// of a 20,000-job drain paid for planning. Without parameters a
+/// statement is planned once, on its first run, and that plan is kept.
+inline constexpr const char* claim_batch = R"(
 WITH next AS (
   SELECT id FROM imagen.jobs
    WHERE status = 'pending' AND run_after <= now()
    ORDER BY priority DESC, created_at, id
-   LIMIT )";
-inline constexpr const char* claim_batch_tail = R"(
+   LIMIT {limit}
      FOR UPDATE SKIP LOCKED),
 claimed AS (
   UPDATE imagen.jobs AS j
-     SET status = 'running', attempt = j.attempt + 1, claimed_by = $1,
+     SET status = 'running', attempt = j.attempt + 1, claimed_by = {worker},
          claimed_at = now(), heartbeat_at = now()
     FROM next
    WHERE j.id = next.id
@@ -51,21 +75,27 @@ claimed AS (
 SELECT id, owner_user_id, prompt, coalesce(backend, ''),
        coalesce(model, ''), coalesce(style, ''), coalesce(width, 0),
        coalesce(height, 0), coalesce(steps, 0), coalesce(seed, 0), attempt,
-       coalesce(max_attempts, $2::int)
+       coalesce(max_attempts, {max_attempts})
   FROM claimed
  ORDER BY priority DESC, created_at, id)";
 
-/// The claim statements of one connection, made on first use: one per
-/// limit up to cached_limits, prepared and kept with its plan, and for
-/// larger claims (pools of more slots) a text planned on every call
-/// (pg_connection::query): planning is small beside a claim of that size,
-/// and a dispatcher's server backend keeps at most cached_limits claim
-/// plans. (With the limit as a parameter instead, a generic plan expects
-/// a tenth of the table and reads all of it.) Owns the names and texts
-/// that the prepared_statements point at (map nodes do not move).
+/// The claim statements of one worker's connection, made on first use:
+/// one per limit up to cached_limits, prepared and kept with its plan,
+/// and for larger claims (pools of more slots) a text planned on every
+/// call (pg_connection::query): planning is small beside a claim of that
+/// size, and a dispatcher's server backend keeps at most cached_limits
+/// claim plans. None takes parameters. Owns the names and texts that the
+/// prepared_statements point at (map nodes do not move).
 class claim_statements {
  public:
   static constexpr int cached_limits = 64;
+
+  /// Claims for `worker_id`; rows without max_attempts get
+  /// `default_max_attempts`. Throws std::invalid_argument for a worker id
+  /// that cannot be an SQL text.
+  claim_statements(std::string_view worker_id, int default_max_attempts)
+      : worker_(literal(worker_id)),
+        max_attempts_(std::to_string(default_max_attempts)) {}
 
   /// Whether the claim of `limit` rows is prepared and kept (true) or
   /// planned on every call (false).
@@ -80,8 +110,10 @@ class claim_statements {
     if (made || key == 0) {
       claim.name = key == 0 ? std::string("imagen_claim_batch_large")
                             : "imagen_claim_batch_" + std::to_string(key);
-      claim.text = std::string(claim_batch_head) + std::to_string(limit) +
-                   claim_batch_tail;
+      claim.text = claim_batch;
+      fill(claim.text, "{limit}", std::to_string(limit));
+      fill(claim.text, "{worker}", worker_);
+      fill(claim.text, "{max_attempts}", max_attempts_);
       claim.statement = {claim.name.c_str(), claim.text.c_str()};
     }
     return claim.statement;
@@ -93,6 +125,15 @@ class claim_statements {
     std::string text;
     prepared_statement statement{};
   };
+
+  /// Replaces the one `marker` in `text` by `value`.
+  static void fill(std::string& text, std::string_view marker,
+                   const std::string& value) {
+    text.replace(text.find(marker), marker.size(), value);
+  }
+
+  std::string worker_;
+  std::string max_attempts_;
   std::map<int, limited_claim> by_limit_;
 };
 

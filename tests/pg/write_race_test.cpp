@@ -554,20 +554,18 @@ void fill_with_backlog(const std::string& url) {
 std::string generic_claim_plan(const pg_settings& settings, int limit) {
   pg_connection session(settings);
   session.run_script("generic", "SET plan_cache_mode = force_generic_plan");
-  sql::claim_statements claims;
+  sql::claim_statements claims("worker-a", 3);
   const auto& claim = claims.for_limit(limit);
   std::string sql;
   if (sql::claim_statements::cached(limit)) {
     // Prepares the statement; the rows it claims change no plan.
-    session.execute(claim, {"worker-a", "3"});
-    sql = "EXPLAIN EXECUTE " + std::string(claim.name) + "('worker-a', 3)";
+    session.execute(claim, {});
+    sql = "EXPLAIN EXECUTE " + std::string(claim.name);
   } else {
     // Not prepared: planned on every call, as the queue runs it.
     sql = "EXPLAIN " + std::string(claim.text);
   }
-  auto rows = sql::claim_statements::cached(limit)
-                  ? session.query({"explain", sql.c_str()}, {})
-                  : session.query({"explain", sql.c_str()}, {"worker-a", "3"});
+  auto rows = session.query({"explain", sql.c_str()}, {});
   std::string plan;
   for (int r = 0; r < rows.size(); ++r) {
     plan += std::string(rows.text(r, 0)) + "\n";
