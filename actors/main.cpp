@@ -66,9 +66,11 @@ void print_error(const std::string& message) {
   std::cerr << "imagen-worker: " << message << '\n';
 }
 
-/// Loads the configuration for a command; throws config_error.
-config load(const common_flags& common, flag_overrides flags) {
+/// Loads the configuration for a command; throws config_error. Only a
+/// command that runs jobs needs the command backends' programs here.
+config load(const common_flags& common, flag_overrides flags, bool runs_jobs) {
   load_inputs inputs;
+  inputs.check_programs = runs_jobs;
   inputs.config_file = common.config_file;
   inputs.environment = process_environment();
   flags.database_url = common.database_url;
@@ -172,7 +174,7 @@ int run_command(const common_flags& common, const flag_overrides& flags) {
   config c;
   std::string scratch_dir;
   try {
-    c = load(common, flags);
+    c = load(common, flags, true);
     scratch_dir = prepare_output_dir(c);
   } catch (const config_error& e) {
     print_error(e.what());
@@ -227,7 +229,7 @@ int run_command(const common_flags& common, const flag_overrides& flags) {
 /// why it is wrong (the caller exits 2).
 std::optional<config> load_or_report(const common_flags& common) {
   try {
-    return load(common, {});
+    return load(common, {}, false);
   } catch (const config_error& e) {
     print_error(e.what());
     return std::nullopt;

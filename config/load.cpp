@@ -334,9 +334,11 @@ std::map<std::string, std::string> read_env_table(const raw_value& v) {
 /// The file being read, and where a command backend's program is looked
 /// for: the worker's own PATH, which posix_spawnp searches (a PATH in the
 /// backend's env table only reaches the generator); nothing when unset.
+/// Programs are looked for only when check_programs is set.
 struct file_source {
   std::string path;
   std::optional<std::string> search_path;
+  bool check_programs = true;
 };
 
 std::string argv_element(const std::string& key, std::size_t index) {
@@ -382,6 +384,8 @@ void check_argv(const backend_config& b, const std::string& where,
                        ".argv has no {output}: the worker reads the "
                        "image from that path");
 
+  if (!file.check_programs)
+    return;
   if (auto problem = program_problem(b.argv[0], file.search_path))
     throw config_error(program + *problem);
 }
@@ -634,7 +638,7 @@ config load_config(const load_inputs& inputs) {
       file = named->second;
   }
   if (file) {
-    file_source source{*file, std::nullopt};
+    file_source source{*file, std::nullopt, inputs.check_programs};
     auto path = inputs.environment.find("PATH");
     if (path != inputs.environment.end())
       source.search_path = path->second;

@@ -29,12 +29,18 @@ struct load_inputs {
   /// PATH is where a command backend's program is looked for.
   std::map<std::string, std::string> environment;
   flag_overrides flags;
+  /// Whether a command backend's program must exist here. `run` starts
+  /// generators and checks; migrate, enqueue and status do not, so that
+  /// they work from a host without the generators (a deploy job, an
+  /// operator's laptop). Everything else is checked either way.
+  bool check_programs = true;
 };
 
 /// Throws config_error, naming the key and the value, on anything wrong:
 /// an unknown key or variable, a wrong type, a value out of range, a
 /// default_backend that names no backend, a command backend whose
-/// program cannot be started or whose argv has an unknown placeholder.
+/// program cannot be started (with check_programs) or whose argv has an
+/// unknown placeholder.
 config load_config(const load_inputs& inputs);
 
 /// The environment of this process, for load_inputs::environment.

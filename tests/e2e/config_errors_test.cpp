@@ -146,6 +146,40 @@ TEST_F(ConfigErrors, ProgramNotInPathExits2NamingKeyAndValue) {
       << result.all;
 }
 
+// Administrative commands run where the generators may not be installed
+// (a deploy job); they check the rest of the configuration, and `run`
+// still refuses a program it cannot start.
+TEST_F(ConfigErrors, OnlyRunNeedsTheGeneratorsProgram) {
+  auto path = env_.write_config(
+      "worker.toml", command_backend_toml("sdcpp", {"imagen-no-such-generator",
+                                                    "-o", "{output}"}));
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"migrate"},
+           {"status"},
+           {"enqueue", "--prompt", "x", "--backend", "sdcpp"}}) {
+    SCOPED_TRACE(args.front());
+    args.push_back("--config");
+    args.push_back(path);
+    auto result = run_worker(args, env_.env());
+    EXPECT_EQ(result.status, 0) << result.all;
+  }
+  EXPECT_EQ(env_.count("pending"), 1);
+
+  auto run =
+      run_worker({"run", "--exit-when-idle", "--config", path}, env_.env());
+  EXPECT_EQ(run.status, 2) << run.all;
+  EXPECT_TRUE(mentions(run.all, "is not an executable found in PATH"))
+      << run.all;
+
+  auto typo = env_.write_config(
+      "typo.toml", command_backend_toml("sdcpp", {"imagen-no-such-generator",
+                                                  "{promt}", "{output}"}));
+  auto migrate = run_worker({"migrate", "--config", typo}, env_.env());
+  EXPECT_EQ(migrate.status, 2) << migrate.all;
+  EXPECT_TRUE(mentions(migrate.all, "unknown placeholder {promt}"))
+      << migrate.all;
+}
+
 TEST_F(ConfigErrors, ProgramIsSearchedInTheWorkersPath) {
   // `sh` is found in the PATH the worker was started with, and nowhere
   // once that PATH holds only an empty directory.

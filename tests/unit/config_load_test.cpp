@@ -818,6 +818,24 @@ TEST_F(config_load, without_path_the_default_search_path_is_used) {
   EXPECT_NE(message.find("/bin"), std::string::npos) << message;
 }
 
+TEST_F(config_load, programs_are_looked_for_only_when_asked) {
+  const auto missing = dir_.path().string() + "/missing/gen";
+  auto inputs =
+      with_file(command_backend("[\"" + missing + "\", \"{output}\"]"));
+  inputs.check_programs = false;
+  EXPECT_NO_THROW(load_config(inputs));
+
+  inputs.check_programs = true;
+  EXPECT_NE(error_of(inputs).find("\"" + missing + "\" does not exist"),
+            std::string::npos);
+
+  // The rest of a command backend is checked either way.
+  inputs = with_file(command_backend("[\"" + missing + "\", \"{promt}\"]"));
+  inputs.check_programs = false;
+  EXPECT_NE(error_of(inputs).find("unknown placeholder {promt}"),
+            std::string::npos);
+}
+
 TEST_F(config_load, a_program_with_slash_must_be_an_executable_file) {
   const auto missing = dir_.path().string() + "/missing/gen";
   const auto plain = write_program("plain", 0644);
