@@ -21,6 +21,9 @@ constexpr int rescue_batch = 1000;
 
 constexpr const char* no_image = "pipeline produced no image";
 
+/// A job id that no row has, for positions an array must keep.
+constexpr const char* no_job = "00000000-0000-0000-0000-000000000000";
+
 /// Builds a PostgreSQL array literal ('{"a","b"}') for one parameter.
 class array_literal {
  public:
@@ -215,8 +218,8 @@ std::vector<write_result> pg_queue::write_batch(
   // Each kind of outcome goes to its own fenced statement; `at` maps a
   // statement's positions back to `outcomes`. One attempt of a job twice
   // in one batch is written once: the later copies carry attempt -1,
-  // which no row has, and are fenced out (a copy of a success whose image
-  // is the one written still comes back applied, below). Two attempts of
+  // which no row has, and are fenced out (a copy of a success or failure
+  // that was written still comes back applied, below). Two attempts of
   // one job may share a batch (an older one retried after its answer was
   // lost): the fence picks the current one.
   struct part {
@@ -300,33 +303,55 @@ std::vector<write_result> pg_queue::write_batch(
                                released.fence.attempts.c_str()}));
   }
 
-  // A success that the fence refuses may be our own, written by an
-  // earlier try whose COMMIT went through but whose answer was lost: its
-  // image (the uri names the attempt) is then the registered one, and its
-  // file must stay. (A batch of one kind has committed by now; this read
-  // cannot be refused for ids and uris the write just accepted, and a
-  // transient error here makes the caller try the batch again, which then
-  // finds its successes registered.)
+  // An outcome that the fence refuses may be our own, written by an
+  // earlier try whose COMMIT went through but whose answer was lost. A
+  // success then has its image registered (the uri names the attempt),
+  // and its file must stay; a failure is in the row's errors. Both are
+  // reported applied, not as lost leases. (A batch of one kind has
+  // committed by now; these reads cannot be refused for ids the write
+  // just accepted, and a transient error here makes the caller try the
+  // batch again.) A cancellation leaves no trace to find: one retried
+  // after a lost answer is reported as a lost lease.
   array_literal unfenced_ids, unfenced_uris;
+  array_literal failed_ids, failed_attempts, failed_messages;
   bool any_unfenced = false;
+  bool any_failed = false;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (results[i] != write_result::applied && outcomes[i].ok()) {
-      unfenced_ids.add_text(outcomes[i].job.id);
-      unfenced_uris.add_text(uri_of(*outcomes[i].image));
+    const auto& o = outcomes[i];
+    bool refused = results[i] != write_result::applied;
+    if (refused && o.ok()) {
+      unfenced_ids.add_text(o.job.id);
+      unfenced_uris.add_text(uri_of(*o.image));
       any_unfenced = true;
     } else {
       // Keeps positions aligned with `outcomes`; never matches.
-      unfenced_ids.add_text("00000000-0000-0000-0000-000000000000");
+      unfenced_ids.add_text(no_job);
       unfenced_uris.add_text("");
     }
+    if (refused && !o.ok() && o.failure != failure_kind::cancelled) {
+      failed_ids.add_text(o.job.id);
+      failed_messages.add_text(failure_message(o));
+      any_failed = true;
+    } else {
+      failed_ids.add_text(no_job);
+      failed_messages.add_text("");
+    }
+    failed_attempts.add_number(o.job.attempt);
   }
-  if (any_unfenced) {
-    auto rows = connection_->execute(
-        sql::registered_images, {unfenced_ids.c_str(), unfenced_uris.c_str()});
+  auto found = [&](const pg_rows& rows) {
     for (int r = 0; r < rows.size(); ++r) {
       results[static_cast<std::size_t>(rows.int64(r, 0) - 1)] =
           write_result::applied;
     }
+  };
+  if (any_unfenced) {
+    found(connection_->execute(sql::registered_images,
+                               {unfenced_ids.c_str(), unfenced_uris.c_str()}));
+  }
+  if (any_failed) {
+    found(connection_->execute(sql::recorded_failures,
+                               {failed_ids.c_str(), failed_attempts.c_str(),
+                                failed_messages.c_str()}));
   }
   if (tx) {
     tx->commit();

@@ -404,6 +404,18 @@ SELECT o.n
   FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS o(job_id, uri, n)
   JOIN imagen.images AS i ON i.job_id = o.job_id AND i.uri = o.uri)"};
 
+/// $1 uuid[] job ids, $2 int[] attempts, $3 text[] messages. The 1-based
+/// positions of the failures that their job's `errors` already holds:
+/// that attempt, with that message.
+inline constexpr prepared_statement recorded_failures{
+    "imagen_recorded_failures", R"(
+SELECT o.n
+  FROM unnest($1::uuid[], $2::int[], $3::text[]) WITH ORDINALITY
+       AS o(job_id, attempt, message, n)
+  JOIN imagen.jobs AS j ON j.id = o.job_id
+ WHERE j.errors @> jsonb_build_array(
+         jsonb_build_object('attempt', o.attempt, 'message', o.message)))"};
+
 /// Rows per status and the age in seconds of the oldest row of each.
 inline constexpr prepared_statement queue_status{"imagen_queue_status", R"(
 SELECT status, count(*),

@@ -291,6 +291,48 @@ TEST_F(write, ACancelledOutcomeIsReleased) {
   EXPECT_EQ(column(j.id, "errors"), "[]");
 }
 
+// A write whose COMMIT went through but whose answer was lost is tried
+// again (status_writer retries a transient error). The row is no longer
+// running, so the fence refuses the second try; the failures it finds in
+// the row's errors (this attempt, this message) are still reported as
+// applied, not as lost leases. Someone else's entry for the job does not
+// count, and a cancellation leaves nothing to find.
+TEST_F(write, AFailureWrittenBeforeARetryIsReportedApplied) {
+  add_jobs(4);
+  auto queue = make_queue();
+  auto jobs = queue->claim_batch(4);
+  ASSERT_EQ(jobs.size(), 4u);
+  std::vector<outcome> batch{
+      failure(jobs[0], failure_kind::backend, "sd exit 1"),
+      failure(jobs[1], failure_kind::invalid_input, "width -8 is negative"),
+      failure(jobs[2], failure_kind::cancelled, "shutting down")};
+  const std::vector<write_result> applied(3, write_result::applied);
+  ASSERT_EQ(queue->write_outcomes(batch), applied);
+
+  EXPECT_EQ(
+      queue->write_outcomes(batch),
+      (std::vector<write_result>{write_result::applied, write_result::applied,
+                                 write_result::lost_lease}));
+  EXPECT_EQ(column(jobs[0].id, "jsonb_array_length(errors)"), "1");
+  EXPECT_EQ(column(jobs[1].id, "jsonb_array_length(errors)"), "1");
+
+  // Rescued from under this worker: the row's entry has another message.
+  query(db.url(),
+        "UPDATE imagen.jobs SET status = 'pending', claimed_by = NULL, "
+        "errors = errors || jsonb_build_array(jsonb_build_object("
+        "'attempt', attempt, 'message', 'lease expired')) WHERE id = $1",
+        {jobs[3].id});
+  EXPECT_EQ(queue->write_outcomes(
+                {failure(jobs[3], failure_kind::backend, "sd exit 1")}),
+            std::vector<write_result>{write_result::lost_lease});
+  // The same message, but an earlier attempt's.
+  auto late = jobs[0];
+  late.attempt += 1;
+  EXPECT_EQ(queue->write_outcomes(
+                {failure(late, failure_kind::backend, "sd exit 1")}),
+            std::vector<write_result>{write_result::lost_lease});
+}
+
 // The foreign-key check of each job marked done runs on a plan the
 // session caches. Made while imagen.images was analyzed empty, it was a
 // sequential scan and stayed one as the table grew: every write got
