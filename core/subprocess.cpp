@@ -8,8 +8,10 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
-#include <spawn.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,61 +179,113 @@ std::vector<char*> pointers(const std::vector<std::string>& strings) {
   return result;
 }
 
-/// RAII for the posix_spawn attribute and file action objects.
-struct spawn_setup {
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_t actions;
+/// Signals whose disposition the worker may have changed; the command
+/// gets the default for each (a handler is reset by exec anyway, an
+/// ignored signal would stay ignored).
+constexpr int reset_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGPIPE,
+                                 SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
 
-  spawn_setup() {
-    posix_spawnattr_init(&attributes);
-    posix_spawn_file_actions_init(&actions);
-  }
-  ~spawn_setup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-  }
-  spawn_setup(const spawn_setup&) = delete;
-  spawn_setup& operator=(const spawn_setup&) = delete;
-};
+/// In the forked child: sends errno, why the command cannot start,
+/// through `report` and ends.
+[[noreturn]] void report_errno(int report) {
+  int error = errno;
+  [[maybe_unused]] auto n = ::write(report, &error, sizeof error);
+  ::_exit(127);
+}
 
-pid_t spawn(const process_request& request, int output_writer) {
-  spawn_setup setup;
-
+/// In the forked child, up to exec: only async-signal-safe calls. Never
+/// returns.
+[[noreturn]] void become_command(char* const* argv, char* const* envp,
+                                 int null_input, int output_writer, int report,
+                                 pid_t worker) {
   // Own process group (pgid = pid), so that a timeout kills everything
-  // the command started; default dispositions and an empty signal mask,
-  // whatever the worker itself blocks or ignores.
-  sigset_t empty;
-  sigset_t defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int s :
-       {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2})
-    sigaddset(&defaults, s);
-  posix_spawnattr_setpgroup(&setup.attributes, 0);
-  posix_spawnattr_setsigmask(&setup.attributes, &empty);
-  posix_spawnattr_setsigdefault(&setup.attributes, &defaults);
-  posix_spawnattr_setflags(&setup.attributes, POSIX_SPAWN_SETPGROUP |
-                                                  POSIX_SPAWN_SETSIGMASK |
-                                                  POSIX_SPAWN_SETSIGDEF);
-
-  posix_spawn_file_actions_addopen(&setup.actions, STDIN_FILENO, "/dev/null",
-                                   O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&setup.actions, output_writer,
-                                   STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&setup.actions, output_writer,
-                                   STDERR_FILENO);
+  // the command started.
+  if (::setpgid(0, 0) != 0)
+    report_errno(report);
+  // If the worker dies, even by kill -9, the kernel kills the command
+  // too, rather than leaving it to hold a GPU for nobody. (The signal
+  // follows the death of the thread that forked, the slot's own thread,
+  // which lives as long as the slot.) Its own children are reached by the
+  // group kill only while the worker lives.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+    report_errno(report);
+  if (::getppid() != worker) {
+    errno = ESRCH;  // the worker died before the line above
+    report_errno(report);
+  }
+  struct sigaction standard {};
+  standard.sa_handler = SIG_DFL;
+  for (int s : reset_signals)
+    ::sigaction(s, &standard, nullptr);
+  if (::dup2(null_input, STDIN_FILENO) < 0 ||
+      ::dup2(output_writer, STDOUT_FILENO) < 0 ||
+      ::dup2(output_writer, STDERR_FILENO) < 0)
+    report_errno(report);
   // Descriptors of the worker (database sockets, other slots' pipes) must
-  // not leak into the command, even those opened without O_CLOEXEC.
-  posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3);
+  // not leak into the command, even those opened without O_CLOEXEC; the
+  // report pipe too closes on a successful exec.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+    report_errno(report);
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  // Searches the worker's PATH, as the configuration check did.
+  ::execvpe(argv[0], argv, envp);
+  report_errno(report);
+}
 
+/// Starts the command with fork and exec rather than posix_spawn, which
+/// cannot ask for a parent-death signal. Throws spawn_error with the
+/// reason when it cannot start.
+pid_t spawn(const process_request& request, int output_writer) {
+  // Everything the child uses is made before fork: after it, in a
+  // process with other threads, the child may not allocate.
   auto argv = pointers(request.argv);
   auto envp = pointers(request.env);
-  pid_t pid = 0;
-  int error = ::posix_spawnp(&pid, argv[0], &setup.actions, &setup.attributes,
-                             argv.data(), envp.data());
-  if (error != 0)
+  descriptor null_input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  if (null_input.get() < 0)
+    throw spawn_error(std::string{"cannot open /dev/null: "} +
+                      std::strerror(errno));
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw spawn_error(std::string{"cannot create a pipe: "} +
+                      std::strerror(errno));
+  descriptor report_reader{fds[0]};
+  descriptor report_writer{fds[1]};
+
+  // No signal handler of the worker may run in the child before exec.
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const pid_t worker = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0)
+    become_command(argv.data(), envp.data(), null_input.get(), output_writer,
+                   report_writer.get(), worker);
+  const int fork_error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (pid < 0)
+    throw spawn_error("cannot start \"" + request.argv[0] +
+                      "\": " + std::strerror(fork_error));
+  // Also here, so that a signal to the group cannot precede the child's
+  // own setpgid.
+  ::setpgid(pid, pid);
+
+  // The report pipe closes at exec; a number on it is why exec failed.
+  report_writer.reset();
+  int error = 0;
+  ssize_t n;
+  do {
+    n = ::read(report_reader.get(), &error, sizeof error);
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof error)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     throw spawn_error("cannot start \"" + request.argv[0] +
                       "\": " + std::strerror(error));
+  }
   return pid;
 }
 

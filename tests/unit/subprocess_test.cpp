@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/subprocess.hpp"
@@ -233,6 +234,26 @@ TEST_F(subprocess_test, a_daemon_left_by_a_successful_command_is_killed) {
   EXPECT_EQ(result.end, ending::exited);
   EXPECT_EQ(result.status, 0);
   expect_killed(path("daemon"));
+}
+
+TEST_F(subprocess_test, the_command_dies_with_the_worker_even_by_kill_9) {
+  // A stand-in worker, forked from this test, runs a long command and is
+  // then killed with SIGKILL: nothing of it can kill the command's group.
+  pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    run_process(shell("echo $$ > " + path("tmp") + "; mv " + path("tmp") + " " +
+                      path("child") + "; exec sleep 1000"));
+    ::_exit(0);
+  }
+  bool started =
+      test::wait_until([&] { return fs::exists(path("child")); }, 10000ms);
+  ::kill(worker, SIGKILL);
+  int status = 0;
+  ::waitpid(worker, &status, 0);
+  ASSERT_TRUE(started) << "the command never started";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  expect_killed(path("child"));
 }
 
 // ---- cancel -------------------------------------------------------------
