@@ -26,7 +26,7 @@ struct placeholder_scan {
 
 placeholder_scan scan_placeholders(const std::string& element);
 
-/// Why `program` (argv[0]) cannot be started the way posix_spawnp starts
+/// Why `program` (argv[0]) cannot be started the way execvpe starts
 /// it, or nothing when it can. A name without '/' is searched in
 /// `path_variable`, the worker's own PATH (when unset, the C library's
 /// default path, as execvp does); a name with '/' is taken as it is.

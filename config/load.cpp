@@ -332,7 +332,7 @@ std::map<std::string, std::string> read_env_table(const raw_value& v) {
 }
 
 /// The file being read, and where a command backend's program is looked
-/// for: the worker's own PATH, which posix_spawnp searches (a PATH in the
+/// for: the worker's own PATH, which execvpe searches (a PATH in the
 /// backend's env table only reaches the generator); nothing when unset.
 /// Programs are looked for only when check_programs is set.
 struct file_source {
