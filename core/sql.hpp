@@ -44,10 +44,16 @@ inline std::string literal(std::string_view text) {
   return quoted += '\'';
 }
 
-/// The claim, with three values that claim_statements writes into the
-/// text: {limit}, {worker} (the worker id as a literal) and
-/// {max_attempts} (the default for rows without one). Returns the job
-/// columns (NULL as '' or 0) in claim order.
+/// The claim, with the values that claim_statements writes into the
+/// text: {limit}, {worker} (the worker id as a literal), {max_attempts}
+/// (the default for rows without one) and {spent} (the error below).
+/// Returns the job columns (NULL as '' or 0) in claim order.
+///
+/// A pending row whose attempt counter is at the largest int cannot be
+/// counted again: `attempt + 1` would fail the whole claim, for every
+/// worker, on every try. Only a row written outside the worker gets
+/// there; the claim fails that row for good, with an error that says
+/// why, and returns only the rows it set running.
 ///
 /// Why no parameters. With LIMIT $n, PostgreSQL cannot cost a cached
 /// generic plan (it guesses a tenth of the table) and, once the table has
@@ -60,15 +66,19 @@ inline std::string literal(std::string_view text) {
 /// statement is planned once, on its first run, and that plan is kept.
 inline constexpr const char* claim_batch = R"(
 WITH next AS (
-  SELECT id FROM imagen.jobs
+  SELECT id, attempt = 2147483647 AS spent FROM imagen.jobs
    WHERE status = 'pending' AND run_after <= now()
    ORDER BY priority DESC, created_at, id
    LIMIT {limit}
      FOR UPDATE SKIP LOCKED),
 claimed AS (
   UPDATE imagen.jobs AS j
-     SET status = 'running', attempt = j.attempt + 1, claimed_by = {worker},
-         claimed_at = now(), heartbeat_at = now()
+     SET status = CASE WHEN next.spent THEN 'failed' ELSE 'running' END,
+         attempt = j.attempt + (NOT next.spent)::int, claimed_by = {worker},
+         claimed_at = now(),
+         heartbeat_at = CASE WHEN next.spent THEN NULL ELSE now() END,
+         completed_at = CASE WHEN next.spent THEN now() ELSE j.completed_at END,
+         error = CASE WHEN next.spent THEN {spent} ELSE j.error END
     FROM next
    WHERE j.id = next.id
   RETURNING j.*)
@@ -77,6 +87,7 @@ SELECT id, owner_user_id, prompt, coalesce(backend, ''),
        coalesce(height, 0), coalesce(steps, 0), coalesce(seed, 0), attempt,
        coalesce(max_attempts, {max_attempts})
   FROM claimed
+ WHERE status = 'running'
  ORDER BY priority DESC, created_at, id)";
 
 /// The claim statements of one worker's connection, made on first use:
@@ -112,8 +123,10 @@ class claim_statements {
                             : "imagen_claim_batch_" + std::to_string(key);
       claim.text = claim_batch;
       fill(claim.text, "{limit}", std::to_string(limit));
-      fill(claim.text, "{worker}", worker_);
       fill(claim.text, "{max_attempts}", max_attempts_);
+      fill(claim.text, "{spent}", spent_message());
+      // Last: the worker id may itself contain a marker.
+      fill(claim.text, "{worker}", worker_);
       claim.statement = {claim.name.c_str(), claim.text.c_str()};
     }
     return claim.statement;
@@ -125,6 +138,12 @@ class claim_statements {
     std::string text;
     prepared_statement statement{};
   };
+
+  static std::string spent_message() {
+    return literal(
+        "attempt counter at its limit (2147483647): the row cannot be "
+        "claimed again; reset attempt to retry it");
+  }
 
   /// Replaces the one `marker` in `text` by `value`.
   static void fill(std::string& text, std::string_view marker,

@@ -18,7 +18,17 @@ std::string make_worker_id() {
   char tail[8];
   std::snprintf(tail, sizeof(tail), "%06x", suffix(random));
 
-  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + tail;
+  return printable_host(host) + ":" + std::to_string(::getpid()) + ":" + tail;
+}
+
+std::string printable_host(const std::string& host) {
+  std::string shown = host;
+  for (char& c : shown) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte > 0x7e)
+      c = '_';
+  }
+  return shown;
 }
 
 }  // namespace imagen

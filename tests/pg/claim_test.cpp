@@ -92,13 +92,43 @@ TEST_F(claim, RepeatedClaimsUseTheCachedPlan) {
   EXPECT_STRNE(claims.for_limit(1).name, claims.for_limit(2).name);
 }
 
+// A row whose attempt counter cannot go up (written by hand) once failed
+// every claim that reached it, for every worker: "integer out of range".
+// It is failed with a message and the claim goes on with the other rows.
+TEST_F(claim, ARowWhoseAttemptCannotGrowIsFailedNotClaimed) {
+  add_jobs(2);
+  auto stuck = scalar(db.url(),
+                      "INSERT INTO imagen.jobs (owner_user_id, prompt, "
+                      "attempt, priority) VALUES ('u', 'p', 2147483647, 9) "
+                      "RETURNING id");
+  auto queue = make_queue();
+
+  auto jobs = queue->claim_batch(3);
+
+  ASSERT_EQ(jobs.size(), 2u);
+  for (const auto& j : jobs) {
+    EXPECT_NE(j.id, stuck);
+    EXPECT_EQ(j.attempt, 1);
+  }
+  EXPECT_EQ(column(stuck, "status"), "failed");
+  EXPECT_EQ(column(stuck, "attempt"), "2147483647");
+  EXPECT_NE(column(stuck, "error").find("attempt counter at its limit"),
+            std::string::npos);
+  EXPECT_FALSE(is_null(stuck, "completed_at"));
+  EXPECT_TRUE(is_null(stuck, "heartbeat_at"));
+  EXPECT_EQ(count("SELECT count(*) FROM imagen.jobs WHERE status = 'running'"),
+            2);
+}
+
 // The worker id and the default max_attempts are written into the
-// claim's text; a quote or a backslash in the id must reach claimed_by
-// as it is, and a row without max_attempts gets the default.
+// claim's text; a quote, a backslash or a marker of the text in the id
+// must reach claimed_by as it is, and a row without max_attempts gets the
+// default.
 TEST_F(claim, TheWorkerIdIsQuotedIntoTheClaim) {
   add_jobs(2);
   exec(db.url(), "UPDATE imagen.jobs SET max_attempts = NULL");
-  const std::string odd = R"(host'); DROP TABLE imagen.jobs; --\x:1:ab)";
+  const std::string odd =
+      R"(host{max_attempts}{limit}'); DROP TABLE imagen.jobs; --\x:1:ab)";
   pg_queue queue(settings(), odd, {}, 7);
 
   auto jobs = queue.claim_batch(2);

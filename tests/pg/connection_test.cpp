@@ -208,6 +208,13 @@ TEST(worker_id, NamesHostPidAndARandomSuffix) {
   EXPECT_NE(make_worker_id(), id);
 }
 
+// A host name in Latin-1 ("caf\xe9") is no text in a UTF-8 database:
+// every statement carrying the worker id would fail.
+TEST(worker_id, KeepsOnlyPrintableAsciiOfTheHostName) {
+  EXPECT_EQ(printable_host("gpu-07.example"), "gpu-07.example");
+  EXPECT_EQ(printable_host("caf\xe9\x01o'k\\"), "caf__o'k\\");
+}
+
 using admin = pg_test;
 
 TEST_F(admin, EnqueueInsertsEveryRowInOneStatement) {
