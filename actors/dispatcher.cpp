@@ -247,6 +247,12 @@ void heartbeat(dispatcher_actor* self) {
       if (it == st.claims.end())
         continue;
       it->second.lost = true;
+      // The slot has reported: the outcome is with the status writer, and
+      // a row it has written is no longer running. Its answer says
+      // whether the lease was lost; saying so here too would be wrong
+      // for every job that just finished.
+      if (it->second.result)
+        continue;
       // Someone else owns the row now (a rescue, or the application
       // cancelled it): stop spending the slot, and the GPU, on it. Its
       // outcome will be fenced out either way.
@@ -258,9 +264,10 @@ void heartbeat(dispatcher_actor* self) {
           stopped = true;
         }
       }
-      log::warn(
-          "job.lease_lost",
-          {{"job", ref.id}, {"attempt", ref.attempt}, {"cancelled", stopped}});
+      log::warn("job.lost_lease", {{"job", ref.id},
+                                   {"attempt", ref.attempt},
+                                   {"seen_by", "heartbeat"},
+                                   {"cancelled", stopped}});
     }
   } catch (const queue_error& e) {
     // The next heartbeat comes at lease / 3; two may fail before the

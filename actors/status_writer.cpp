@@ -50,6 +50,7 @@ void log_written(const buffered_outcome& entry, write_result result) {
     bool removed = !o.image || discard_image(*o.image);
     log::warn("job.lost_lease", {{"job", o.job.id},
                                  {"attempt", o.job.attempt},
+                                 {"seen_by", "write"},
                                  {"image_removed", removed}});
     return;
   }

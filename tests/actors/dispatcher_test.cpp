@@ -175,6 +175,45 @@ CAF_TEST(the heartbeat renews the claims in flight every lease / 3) {
   CAF_CHECK_EQUAL(queue->heartbeats[2], refs({"job-2"}));
 }
 
+CAF_TEST(a lease lost while the job runs is logged and the slot stopped) {
+  add_runnable(1);
+  wake_with_slots_busy();
+  stderr_capture log;
+
+  queue->lose_on_heartbeat = refs({"job-1"});
+  advance_and_run(cfg.lease / 3, slots);
+
+  CAF_CHECK(state_of_dispatcher(disp).slots[0].cancel->load());
+  CAF_CHECK_NOT_EQUAL(
+      log.text().find(
+          "event=job.lost_lease job=job-1 attempt=1 seen_by=heartbeat"),
+      std::string::npos);
+}
+
+// A job that finished but whose write is not confirmed yet is renewed
+// (the write may take long); once written its row is no longer running,
+// and the heartbeat's "not ours" is no lost lease: the status writer
+// tells whether it was.
+CAF_TEST(a heartbeat after the job finished does not call the lease lost) {
+  add_runnable(1);
+  self->send(disp, wake_atom::value);
+  run_except({writer});
+  CAF_REQUIRE(state_of_dispatcher(disp).claims.at("job-1").result);
+  stderr_capture log;
+
+  queue->lose_on_heartbeat = refs({"job-1"});
+  advance_and_run(cfg.lease / 3, {writer});
+  CAF_REQUIRE_EQUAL(queue->heartbeats.size(), 1u);
+  CAF_CHECK_EQUAL(queue->heartbeats[0], refs({"job-1"}));
+  advance_and_run(cfg.lease / 3, {writer});
+
+  CAF_CHECK_EQUAL(log.text().find("lost_lease"), std::string::npos);
+  // Not renewed again; the writer still gets to write it.
+  CAF_CHECK_EQUAL(queue->heartbeats.size(), 1u);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+}
+
 CAF_TEST(an idle dispatcher renews nothing) {
   advance_and_run(cfg.lease);
   CAF_CHECK(queue->heartbeats.empty());
