@@ -369,5 +369,25 @@ TEST(Cli, UnreachableDatabaseExits1AndNeverPrintsThePassword) {
   }
 }
 
+// libpq refuses an upper-case PASSWORD as an unknown option; the error
+// that says so must still not show its value.
+TEST(Cli, PasswordKeywordInAnyCaseIsNeverPrinted) {
+  const std::string password = "S3CRET-pw";
+  const std::string port = std::to_string(closed_port());
+  for (const std::string& url :
+       {"host=127.0.0.1 port=" + port + " PASSWORD=" + password,
+        "postgresql://imagen@127.0.0.1:" + port +
+            "/imagen?PASSWORD=" + password}) {
+    SCOPED_TRACE(url);
+    auto via_flag = run_worker({"status", "--database-url", url}, {});
+    auto via_env = run_worker({"status"}, {{"IMAGEN_DATABASE_URL", url}});
+
+    EXPECT_NE(via_flag.status, 0) << via_flag.all;
+    EXPECT_NE(via_env.status, 0) << via_env.all;
+    EXPECT_FALSE(mentions(via_flag.all, "S3CRET")) << via_flag.all;
+    EXPECT_FALSE(mentions(via_env.all, "S3CRET")) << via_env.all;
+  }
+}
+
 }  // namespace
 }  // namespace imagen::test
