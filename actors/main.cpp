@@ -21,6 +21,7 @@
 #include "actors/runtime.hpp"
 #include "config/config.hpp"
 #include "config/load.hpp"
+#include "config/quote.hpp"
 #include "core/command_backend.hpp"
 #include "core/generation_pipeline.hpp"
 #include "core/log.hpp"
@@ -265,19 +266,26 @@ int migrate_command(const common_flags& common) {
   }
 }
 
-/// Checks the fields the way a worker will, so that a mistake is reported
-/// now instead of as a failed row later. The backend is not checked: the
-/// workers' configuration decides which backends exist.
+/// Checks the fields the way a worker with the same configuration will,
+/// so that a mistake is reported now instead of as a failed row later.
+/// The backend must be one this configuration defines; an empty one is
+/// default_backend, which the configuration has already checked.
 std::optional<std::string> check_request(const enqueue_request& request,
                                          const config& c) {
+  std::set<std::string> names;
+  for (const auto& entry : c.backends)
+    names.insert(entry.first);
+  if (!request.backend.empty() && names.count(request.backend) == 0)
+    return "--backend " + quote_value(request.backend) +
+           " names no configured backend (configured: " +
+           join_names(c.backends) + ")";
   job j;
   j.prompt = request.prompt;
   j.backend = request.backend;
   j.width = request.width;
   j.height = request.height;
   j.steps = request.steps;
-  std::set<std::string> names = {request.backend};
-  return validate(j, c.limits, names, request.backend);
+  return validate(j, c.limits, names, c.default_backend);
 }
 
 int enqueue_command(const common_flags& common,

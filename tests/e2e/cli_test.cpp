@@ -76,6 +76,36 @@ TEST(Cli, EnqueueCountFiveCreatesFiveRowsAndPrintsTheirIds) {
   }
 }
 
+// A job for a backend no worker defines would only fail later, on the
+// worker; enqueue refuses it at once, before it connects.
+TEST(Cli, EnqueueRefusesABackendTheConfigurationDoesNotDefine) {
+  worker_env env;
+  auto config =
+      env.write_config("worker.toml", "[backends.fast]\nkind = \"null\"\n");
+
+  auto refused = run_worker(
+      {"enqueue", "--prompt", "x", "--backend", "nope", "--config", config},
+      env.env());
+  // Port 1 on loopback refuses connections: exit 2, not 1, shows that
+  // the refusal comes before the database.
+  auto offline = run_worker({"enqueue", "--prompt", "x", "--backend", "nope",
+                             "--database-url", "postgresql://u@127.0.0.1:1/x"},
+                            env.env());
+  auto accepted = run_worker(
+      {"enqueue", "--prompt", "x", "--backend", "fast", "--config", config},
+      env.env());
+
+  EXPECT_EQ(refused.status, 2) << refused.all;
+  EXPECT_NE(refused.all.find("\"nope\""), std::string::npos) << refused.all;
+  EXPECT_NE(refused.all.find("fast"), std::string::npos) << refused.all;
+  EXPECT_NE(refused.all.find("procedural"), std::string::npos) << refused.all;
+  EXPECT_EQ(offline.status, 2) << offline.all;
+  ASSERT_EQ(accepted.status, 0) << accepted.all;
+  EXPECT_EQ(
+      scalar(env.url(), "SELECT string_agg(backend, ',') FROM imagen.jobs"),
+      "fast");
+}
+
 TEST(Cli, StatusAndEnqueueBeforeMigrateSayToMigrate) {
   worker_env env(scratch_database::schema::empty);
   env_changes db{{"IMAGEN_DATABASE_URL", env.url()}};
