@@ -97,12 +97,18 @@ constexpr migration migrations[] = {
 constexpr const char* take_lock =
     "SELECT pg_advisory_xact_lock(115918506517870)";
 
+// On a migrated database each IF NOT EXISTS raises a NOTICE ("already
+// exists, skipping") that would reach the operator as a log line on
+// every migrate; only these two statements hear warnings alone. The
+// setting returns to the session's own for the migrations.
 constexpr const char* bootstrap = R"(
+SET LOCAL client_min_messages = warning;
 CREATE SCHEMA IF NOT EXISTS imagen;
 CREATE TABLE IF NOT EXISTS imagen.schema_migrations (
   version    int PRIMARY KEY,
   applied_at timestamptz NOT NULL DEFAULT now()
-);)";
+);
+SET LOCAL client_min_messages TO DEFAULT;)";
 
 constexpr prepared_statement applied_versions{
     "imagen_applied_versions", "SELECT version FROM imagen.schema_migrations"};
