@@ -24,6 +24,7 @@
 
 #include "config/command_argv.hpp"
 #include "config/quote.hpp"
+#include "core/pg_settings.hpp"
 #include "core/validation.hpp"
 
 extern char** environ;
@@ -604,6 +605,16 @@ void check_whole(const config& c, const flag_overrides& flags) {
         " is too short for worker.db_timeout " + format_duration(c.db_timeout) +
         " (a heartbeat every lease/3 may take db_timeout; the lease must "
         "be longer than 1.5 x db_timeout)");
+
+  // A URL libpq cannot even read would fail every connection: it is the
+  // configuration that is wrong, not the database that is down.
+  if (auto problem = conninfo_problem(c.database_url)) {
+    const char* setting =
+        flags.database_url ? "--database-url" : env_database_url;
+    throw config_error(std::string(setting) + ": " +
+                       quote_value(redact_url(c.database_url)) +
+                       " is not a valid database URL: " + *problem);
+  }
 
   if (c.backends.count(c.default_backend) == 0) {
     std::vector<std::string> names;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -273,6 +274,31 @@ std::string scrub_secrets(const std::string& url, std::string message) {
     replace_all(message, piece, redacted);
   }
   return message;
+}
+
+std::optional<std::string> conninfo_problem(const std::string& url) {
+  // Like libpq's expansion of dbname: text that is neither a URL nor
+  // holds a '=' is a plain database name, and any name is valid.
+  if (!is_url(url) && url.find('=') == std::string::npos) {
+    return std::nullopt;
+  }
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options != nullptr) {
+    PQconninfoFree(options);
+    return std::nullopt;
+  }
+  // No message: libpq ran out of memory, which says nothing about `url`.
+  if (error == nullptr) {
+    return std::nullopt;
+  }
+  std::string message = error;
+  PQfreemem(error);
+  while (!message.empty() &&
+         std::isspace(static_cast<unsigned char>(message.back()))) {
+    message.pop_back();
+  }
+  return scrub_secrets(url, message);
 }
 
 }  // namespace imagen

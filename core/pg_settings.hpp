@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace imagen {
@@ -23,5 +24,12 @@ std::string redact_url(const std::string& url);
 /// password of `url` masked: the URL quoted whole, the password as written
 /// or decoded, and the pieces of it that a failed parse may quote.
 std::string scrub_secrets(const std::string& url, std::string message);
+
+/// Why libpq cannot read `url` as a URL or key=value conninfo (its own
+/// words, with any password masked); empty when it can, and for text
+/// that libpq takes for a plain database name (no "=", no scheme). Only the
+/// syntax and the keywords are checked here: values such as a port number or an
+/// sslmode are judged when connecting.
+std::optional<std::string> conninfo_problem(const std::string& url);
 
 }  // namespace imagen

@@ -369,6 +369,32 @@ TEST(Cli, UnreachableDatabaseExits1AndNeverPrintsThePassword) {
   }
 }
 
+// A URL libpq cannot read is the operator's mistake: exit 2 naming the
+// setting, so that a service manager does not restart the worker forever.
+TEST(Cli, DatabaseUrlLibpqCannotReadExits2NamingTheSetting) {
+  const std::string url = "postgresql://u:S3CRET-pw@127.0.0.1:1/db?bogus=1";
+  temp_dir out;
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"migrate"}, {"status"}, {"run", "--exit-when-idle"}}) {
+    SCOPED_TRACE(args.front());
+    auto via_env =
+        run_worker(args, {{"IMAGEN_DATABASE_URL", url},
+                          {"IMAGEN_OUTPUT_DIR", out.path().string()}});
+    args.push_back("--database-url");
+    args.push_back(url);
+    auto via_flag =
+        run_worker(args, {{"IMAGEN_OUTPUT_DIR", out.path().string()}});
+
+    EXPECT_EQ(via_env.status, 2) << via_env.all;
+    EXPECT_EQ(via_flag.status, 2) << via_flag.all;
+    EXPECT_TRUE(mentions(via_env.all, "IMAGEN_DATABASE_URL")) << via_env.all;
+    EXPECT_TRUE(mentions(via_flag.all, "--database-url")) << via_flag.all;
+    EXPECT_TRUE(mentions(via_flag.all, "bogus")) << via_flag.all;
+    EXPECT_FALSE(mentions(via_env.all + via_flag.all, "S3CRET"))
+        << via_env.all << via_flag.all;
+  }
+}
+
 // libpq refuses an upper-case PASSWORD as an unknown option; the error
 // that says so must still not show its value.
 TEST(Cli, PasswordKeywordInAnyCaseIsNeverPrinted) {

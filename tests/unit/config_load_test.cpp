@@ -592,6 +592,39 @@ TEST_F(config_load, the_database_url_is_not_read_from_the_file) {
             std::string::npos);
 }
 
+// A URL libpq cannot read fails every connection the same way: a
+// configuration error (exit 2), not a database that is down (exit 1).
+TEST_F(config_load, a_database_url_libpq_cannot_read_is_refused) {
+  auto message =
+      env_error("IMAGEN_DATABASE_URL", "postgresql://u:S3cretPw@h/db?bogus=1");
+  EXPECT_EQ(message.rfind("IMAGEN_DATABASE_URL: ", 0), 0u) << message;
+  EXPECT_NE(message.find("\"bogus\""), std::string::npos) << message;
+  EXPECT_EQ(message.find("S3cretPw"), std::string::npos) << message;
+
+  load_inputs inputs;
+  inputs.flags.database_url = "host=h password=S3cretPw dbname";
+  message = error_of(inputs);
+  EXPECT_EQ(message.rfind("--database-url: ", 0), 0u) << message;
+  EXPECT_NE(message.find("dbname"), std::string::npos) << message;
+  EXPECT_EQ(message.find("S3cretPw"), std::string::npos) << message;
+
+  inputs.flags.database_url = "host=h PASSWORD=S3cretPw";
+  message = error_of(inputs);
+  EXPECT_NE(message.find("\"PASSWORD\""), std::string::npos) << message;
+  EXPECT_EQ(message.find("S3cretPw"), std::string::npos) << message;
+}
+
+// Only connecting can judge a value: these parse and are left to libpq.
+TEST_F(config_load, a_database_url_that_parses_is_accepted) {
+  for (const char* url : {"postgresql://u:pw@127.0.0.1:99999/db?sslmode=bogus",
+                          "host=127.0.0.1 port=99999 sslmode=bogus",
+                          "plain_database_name", "postgres:///db"}) {
+    load_inputs inputs;
+    inputs.flags.database_url = url;
+    EXPECT_EQ(load_config(inputs).database_url, url);
+  }
+}
+
 TEST_F(config_load, syntax_errors_name_file_line_and_column) {
   auto message = file_error("[worker]\nlease = \n");
   EXPECT_EQ(message.rfind(dir_.path().string() + "/worker.toml:2:", 0), 0u)
