@@ -3,10 +3,12 @@
 #if IMAGEN_FAULT_INJECTION
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "core/log.hpp"
 #endif
@@ -32,6 +34,7 @@ const char* to_string(crash_site site) {
 namespace {
 
 constexpr const char* crash_variable = "IMAGEN_TEST_CRASH";
+constexpr const char* hang_variable = "IMAGEN_TEST_HANG";
 constexpr std::size_t site_count = 4;
 
 struct crash_plan {
@@ -61,41 +64,63 @@ bool parse_entry(std::string_view entry, crash_plan& plan) {
   return false;
 }
 
-crash_plan& plan() {
-  static crash_plan* parsed = [] {
-    auto* result = new crash_plan;
-    const char* spec = std::getenv(crash_variable);
-    if (spec == nullptr || *spec == '\0')
-      return result;
-    std::string_view rest(spec);
-    while (!rest.empty()) {
-      auto comma = rest.find(',');
-      auto entry = rest.substr(0, comma);
-      if (!parse_entry(entry, *result))
-        log::error("fault.bad_entry", {{"variable", crash_variable},
-                                       {"entry", std::string(entry)}});
-      rest = comma == std::string_view::npos ? std::string_view{}
-                                             : rest.substr(comma + 1);
-    }
-    log::warn("fault.armed", {{"variable", crash_variable}, {"plan", spec}});
+/// The plan that `variable` describes, read once.
+crash_plan* read_plan(const char* variable) {
+  auto* result = new crash_plan;
+  const char* spec = std::getenv(variable);
+  if (spec == nullptr || *spec == '\0')
     return result;
-  }();
+  std::string_view rest(spec);
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto entry = rest.substr(0, comma);
+    if (!parse_entry(entry, *result))
+      log::error("fault.bad_entry",
+                 {{"variable", variable}, {"entry", std::string(entry)}});
+    rest = comma == std::string_view::npos ? std::string_view{}
+                                           : rest.substr(comma + 1);
+  }
+  log::warn("fault.armed", {{"variable", variable}, {"plan", spec}});
+  return result;
+}
+
+crash_plan& plan() {
+  static crash_plan* parsed = read_plan(crash_variable);
   return *parsed;
+}
+
+crash_plan& hang_plan() {
+  static crash_plan* parsed = read_plan(hang_variable);
+  return *parsed;
+}
+
+/// Counts one message at `site` in `p`; true when it is the chosen one.
+bool chosen(crash_plan& p, crash_site site, long& n) {
+  auto i = static_cast<std::size_t>(site);
+  if (p.at[i] == 0)
+    return false;
+  n = p.seen[i].fetch_add(1) + 1;
+  return n == p.at[i];
 }
 
 }  // namespace
 
 void crash_point(crash_site site) {
-  auto& p = plan();
-  auto i = static_cast<std::size_t>(site);
-  if (p.at[i] == 0)
-    return;
-  auto n = p.seen[i].fetch_add(1) + 1;
-  if (n != p.at[i])
+  long n = 0;
+  if (!chosen(plan(), site, n))
     return;
   log::warn("fault.crash", {{"site", to_string(site)}, {"message", n}});
   throw std::runtime_error(std::string("injected crash in ") + to_string(site) +
                            " at message " + std::to_string(n));
+}
+
+void hang_point(crash_site site) {
+  long n = 0;
+  if (!chosen(hang_plan(), site, n))
+    return;
+  log::warn("fault.hang", {{"site", to_string(site)}, {"message", n}});
+  for (;;)
+    std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
 #endif

@@ -10,9 +10,13 @@
 // process, across restarts, so each site crashes once. The variable is
 // read once, at the first crash point reached.
 //
-// It exists only in builds with IMAGEN_FAULT_INJECTION (tools/test turns
-// it on); elsewhere crash_point() is an empty inline function and the
-// variable is ignored.
+// IMAGEN_TEST_HANG takes the same list and makes the chosen message hang
+// its actor for ever, deaf to cancel and exit: the watchdog that ends a
+// process whose actors outlive the supervisor's decision needs one.
+//
+// Both exist only in builds with IMAGEN_FAULT_INJECTION (tools/test turns
+// them on); elsewhere crash_point() and hang_point() are empty inline
+// functions and the variables are ignored.
 #pragma once
 
 namespace imagen {
@@ -32,8 +36,12 @@ const char* to_string(crash_site site);
 /// Counts one message at `site` and throws std::runtime_error when it is
 /// the one IMAGEN_TEST_CRASH names.
 void crash_point(crash_site site);
+/// Counts one message at `site` and never returns when it is the one
+/// IMAGEN_TEST_HANG names.
+void hang_point(crash_site site);
 #else
 inline void crash_point(crash_site) {}
+inline void hang_point(crash_site) {}
 #endif
 
 }  // namespace imagen

@@ -26,6 +26,7 @@ caf::behavior pipeline_slot(pipeline_slot_actor* self, int index,
   return {
       [=](run_atom, const job& j) {
         crash_point(crash_site::slot);
+        hang_point(crash_site::slot);
         auto& state = self->state;
         slot_context where{state.index, state.gpu, state.cancel.get()};
         log::debug(

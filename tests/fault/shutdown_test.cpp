@@ -72,6 +72,42 @@ TEST(Shutdown, JobsLongerThanTheGraceAreReleasedNotCounted) {
       << "backend processes outlived the worker";
 }
 
+// A slot that never answers (IMAGEN_TEST_HANG: deaf to cancel and to
+// exit) keeps its actor alive after the supervisor has decided, and the
+// actor system would wait for it for ever. The watchdog ends the process
+// db_timeout + 5 s after the decision, with the status decided (1: an
+// outcome was never written), so that a service manager can restart it.
+TEST(Shutdown, AHungSlotCannotKeepTheProcessAlive) {
+  worker_env env;
+  auto worker =
+      start_worker({"run"}, env.env({
+                                {"IMAGEN_TEST_HANG", "slot:1"},
+                                {"IMAGEN_WORKER_SHUTDOWN_GRACE", "1s"},
+                                {"IMAGEN_WORKER_DB_TIMEOUT", "1s"},
+                                {"IMAGEN_WORKER_LEASE", "2s"},
+                                {"IMAGEN_POOL_SIZE", "1"},
+                            }));
+  start_jobs(env, *worker, "procedural", 1);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return worker->output().find("event=fault.hang") != std::string::npos;
+      },
+      seconds(10)))
+      << worker->output();
+
+  worker->signal(SIGTERM);
+  auto status = worker->wait_for_exit(seconds(60));
+
+  EXPECT_EQ(status, 1) << worker->output();
+  EXPECT_NE(worker->output().find("event=worker.shutdown_incomplete"),
+            std::string::npos)
+      << worker->output();
+  EXPECT_NE(worker->output().find("event=worker.stuck"), std::string::npos)
+      << worker->output();
+  EXPECT_NE(worker->output().find("status=1"), std::string::npos)
+      << worker->output();
+}
+
 TEST(Shutdown, SecondSignalEndsTheGraceAtOnce) {
   worker_env env;
   auto png = env.dir() / "slow.png";
