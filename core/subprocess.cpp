@@ -179,6 +179,16 @@ std::vector<char*> pointers(const std::vector<std::string>& strings) {
   return result;
 }
 
+/// A close-on-exec pipe into `reader` and `writer`; throws spawn_error.
+void open_pipe(descriptor& reader, descriptor& writer) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw spawn_error(std::string{"cannot create a pipe: "} +
+                      std::strerror(errno));
+  reader.reset(fds[0]);
+  writer.reset(fds[1]);
+}
+
 /// Signals whose disposition the worker may have changed; the command
 /// gets the default for each (a handler is reset by exec anyway, an
 /// ignored signal would stay ignored).
@@ -246,12 +256,9 @@ pid_t spawn(const process_request& request, int output_writer) {
   if (null_input.get() < 0)
     throw spawn_error(std::string{"cannot open /dev/null: "} +
                       std::strerror(errno));
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw spawn_error(std::string{"cannot create a pipe: "} +
-                      std::strerror(errno));
-  descriptor report_reader{fds[0]};
-  descriptor report_writer{fds[1]};
+  descriptor report_reader;
+  descriptor report_writer;
+  open_pipe(report_reader, report_writer);
 
   // No signal handler of the worker may run in the child before exec.
   sigset_t all;
@@ -301,12 +308,9 @@ process_result run_process(const process_request& request) {
   if (request.argv.empty() || request.argv[0].empty())
     throw spawn_error("cannot start a command with an empty argv");
 
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw spawn_error(std::string{"cannot create a pipe: "} +
-                      std::strerror(errno));
-  descriptor reader{fds[0]};
-  descriptor writer{fds[1]};
+  descriptor reader;
+  descriptor writer;
+  open_pipe(reader, writer);
   pid_t pid = spawn(request, writer.get());
   writer.reset();
   ::fcntl(reader.get(), F_SETFL, O_NONBLOCK);
