@@ -42,6 +42,9 @@ struct encode_state {
   int height;
   const std::uint8_t* rgb;
   std::vector<std::uint8_t>* out;
+  const std::function<bool()>* keep_going;
+  /// Set when keep_going said no.
+  bool stopped;
 };
 
 void on_write(png_structp png, png_bytep data, png_size_t length) {
@@ -51,7 +54,7 @@ void on_write(png_structp png, png_bytep data, png_size_t length) {
 
 void on_flush(png_structp) {}
 
-bool encode_rows(png_structp png, png_infop info, const encode_state* s) {
+bool encode_rows(png_structp png, png_infop info, encode_state* s) {
   if (setjmp(png_jmpbuf(png)))
     return false;
   png_set_write_fn(png, s->out, on_write, on_flush);
@@ -63,8 +66,15 @@ bool encode_rows(png_structp png, png_infop info, const encode_state* s) {
   png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
   png_write_info(png, info);
   const std::size_t stride = static_cast<std::size_t>(s->width) * 3;
-  for (int y = 0; y < s->height; ++y)
+  for (int y = 0; y < s->height; ++y) {
+    // Asked here, between two libpng calls, so that no C++ exception
+    // ever crosses libpng's frames.
+    if (y % encode_check_rows == 0 && *s->keep_going && !(*s->keep_going)()) {
+      s->stopped = true;
+      return false;
+    }
     png_write_row(png, s->rgb + stride * static_cast<std::size_t>(y));
+  }
   png_write_end(png, nullptr);
   return true;
 }
@@ -108,7 +118,8 @@ bool decode_rows(png_structp png, png_infop info, decode_state* s) {
 }  // namespace
 
 std::vector<std::uint8_t> encode_png(int width, int height,
-                                     const std::vector<std::uint8_t>& rgb) {
+                                     const std::vector<std::uint8_t>& rgb,
+                                     const std::function<bool()>& keep_going) {
   if (width <= 0 || height <= 0)
     throw std::invalid_argument("cannot encode a " + std::to_string(width) +
                                 "x" + std::to_string(height) + " PNG");
@@ -128,9 +139,11 @@ std::vector<std::uint8_t> encode_png(int width, int height,
   if (png == nullptr)
     throw std::runtime_error("libpng could not create a write struct");
   png_infop info = png_create_info_struct(png);
-  encode_state state{width, height, rgb.data(), &out};
+  encode_state state{width, height, rgb.data(), &out, &keep_going, false};
   bool ok = info != nullptr && encode_rows(png, info, &state);
   png_destroy_write_struct(&png, &info);
+  if (state.stopped)
+    throw encode_stopped("PNG encoding stopped by its caller");
   if (!ok)
     throw std::runtime_error(std::string{"PNG encoding failed: "} + error.text);
   return out;

@@ -266,15 +266,19 @@ generation procedural_backend::generate(
     const job& j, const slot_context& where,
     std::chrono::steady_clock::time_point deadline) {
   auto size = resolve_size(j);
-  auto check = [&](int layer) {
+  // Asked between layers and, while the PNG is encoded (seconds for the
+  // largest images), between rows. `stage` says where it stopped.
+  auto check = [&](const std::string& stage) {
     if (where.cancelled())
       throw backend_error(failure_kind::cancelled,
                           "procedural backend was cancelled by shutdown");
     if (std::chrono::steady_clock::now() >= deadline)
       throw backend_error(failure_kind::timeout,
-                          "procedural backend timed out at layer " +
-                              std::to_string(layer) + " of " +
-                              std::to_string(size.steps));
+                          "procedural backend timed out " + stage);
+  };
+  auto at_layer = [&](int layer) {
+    check("at layer " + std::to_string(layer) + " of " +
+          std::to_string(size.steps));
   };
 
   random_stream rng{job_hash(j)};
@@ -282,14 +286,21 @@ generation procedural_backend::generate(
   canvas picture{size.width, size.height};
   paint_background(picture, colors[0], colors[1], rng);
   for (int layer = 0; layer < size.steps; ++layer) {
-    check(layer);
+    at_layer(layer);
     paint_layer(picture, layer, colors, rng);
   }
-  check(size.steps);
+  at_layer(size.steps);
   paint_vignette(picture);
 
   generation result;
-  result.png = encode_png(size.width, size.height, picture.to_rgb());
+  try {
+    result.png = encode_png(size.width, size.height, picture.to_rgb(), [&] {
+      return !where.cancelled() && std::chrono::steady_clock::now() < deadline;
+    });
+  } catch (const encode_stopped&) {
+    check("while encoding the PNG");
+    throw;  // not reached: the encoder stops only for a reason check sees
+  }
   result.width = size.width;
   result.height = size.height;
   return result;

@@ -114,6 +114,26 @@ TEST(png, encoding_refuses_an_empty_or_negative_size) {
   EXPECT_THROW(encode_png(4, -1, {}), std::invalid_argument);
 }
 
+// A 4096x4096 encode takes seconds; the procedural backend's job timeout
+// and cancel flag reach it through keep_going, asked between rows.
+TEST(png, the_encoder_asks_to_go_on_between_rows_and_stops_when_told) {
+  const int height = 3 * encode_check_rows + 5;
+  int asked = 0;
+  auto always = [&] {
+    ++asked;
+    return true;
+  };
+  auto bytes = encode_png(8, height, pattern(8, height), always);
+  EXPECT_EQ(bytes, encode_png(8, height, pattern(8, height)));
+  EXPECT_EQ(asked, 4);  // before rows 0, 32, 64 and 96
+
+  asked = 0;
+  auto until_third = [&] { return ++asked < 3; };
+  EXPECT_THROW(encode_png(8, height, pattern(8, height), until_third),
+               encode_stopped);
+  EXPECT_EQ(asked, 3);
+}
+
 // ---- inspect_png refusals ----------------------------------------------
 
 TEST(png, nothing_and_garbage_are_not_a_png) {
