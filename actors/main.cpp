@@ -340,6 +340,8 @@ int status_command(const common_flags& common) {
       std::printf("oldest pending: %.1fs\n", *counts.oldest_pending_seconds);
     else
       std::printf("oldest pending: none\n");
+    std::printf("scheduled later: %lld\n",
+                static_cast<long long>(counts.scheduled_pending));
     return exit_ok;
   } catch (const queue_error& e) {
     print_error("status failed on " + describe_url(c.database_url) + ": " +

@@ -46,9 +46,11 @@ queue_counts queue_status(const pg_settings& settings) {
   for (int r = 0; r < rows.size(); ++r) {
     auto status = rows.string(r, 0);
     counts.by_status[status] = rows.int64(r, 1);
-    if (status == "pending" && !rows.is_null(r, 2)) {
+    if (status != "pending")
+      continue;
+    if (!rows.is_null(r, 2))
       counts.oldest_pending_seconds = rows.float64(r, 2);
-    }
+    counts.scheduled_pending = rows.int64(r, 3);
   }
   return counts;
 }

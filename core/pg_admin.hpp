@@ -42,8 +42,11 @@ std::vector<std::string> enqueue(const pg_settings& settings,
 struct queue_counts {
   /// Rows per status; a status without rows is absent.
   std::map<std::string, std::int64_t> by_status;
-  /// Age of the oldest pending row (database clock); empty when none.
+  /// How long the pending row that is due longest has been waiting,
+  /// since its run_after (database clock); empty when none is due.
   std::optional<double> oldest_pending_seconds;
+  /// Pending rows whose run_after is still to come.
+  std::int64_t scheduled_pending = 0;
 };
 
 /// Throws queue_error.

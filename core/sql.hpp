@@ -435,10 +435,15 @@ SELECT o.n
  WHERE j.errors @> jsonb_build_array(
          jsonb_build_object('attempt', o.attempt, 'message', o.message)))"};
 
-/// Rows per status and the age in seconds of the oldest row of each.
+/// Rows per status; for the rows that are due (run_after has come), the
+/// seconds the one due longest has been waiting; and how many rows are
+/// not due yet (a retry's backoff, a job scheduled for later), which are
+/// not waiting on any worker.
 inline constexpr prepared_statement queue_status{"imagen_queue_status", R"(
 SELECT status, count(*),
-       extract(epoch FROM now() - min(created_at))::float8
+       extract(epoch FROM now() - min(run_after)
+                                  FILTER (WHERE run_after <= now()))::float8,
+       count(*) FILTER (WHERE run_after > now())
   FROM imagen.jobs
  GROUP BY status)"};
 

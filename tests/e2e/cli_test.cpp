@@ -137,6 +137,8 @@ TEST(Cli, StatusPrintsTheCountOfEachStatus) {
       << result.out;
   EXPECT_TRUE(std::regex_search(result.out, std::regex("failed\\D*\\b7\\b")))
       << result.out;
+  EXPECT_NE(result.out.find("scheduled later: 0"), std::string::npos)
+      << result.out;
 }
 
 }  // namespace

@@ -275,6 +275,33 @@ TEST_F(admin, StatusCountsRowsPerStatusAndTheOldestPending) {
   ASSERT_TRUE(counts.oldest_pending_seconds.has_value());
   // The claim took the 90 s old row; the oldest pending is now ~0 s old.
   EXPECT_LT(*counts.oldest_pending_seconds, 60.0);
+  EXPECT_EQ(counts.scheduled_pending, 0);
+}
+
+// A row waiting for its retry's backoff, or scheduled for later, is not
+// late: "oldest pending" is how long a due row has waited since it came
+// due, and the rows not due yet are counted apart.
+TEST_F(admin, StatusTellsRowsNotDueYetFromRowsWaiting) {
+  exec(db.url(),
+       "INSERT INTO imagen.jobs (owner_user_id, prompt, created_at, "
+       "run_after) VALUES "
+       "('u', 'backing off', now() - interval '1 hour', "
+       " now() + interval '1 hour'), "
+       "('u', 'due', now() - interval '1 hour', now() - interval '2 min')");
+
+  auto counts = queue_status(settings());
+
+  EXPECT_EQ(counts.by_status,
+            (std::map<std::string, std::int64_t>{{"pending", 2}}));
+  EXPECT_EQ(counts.scheduled_pending, 1);
+  ASSERT_TRUE(counts.oldest_pending_seconds.has_value());
+  EXPECT_GT(*counts.oldest_pending_seconds, 110.0);
+  EXPECT_LT(*counts.oldest_pending_seconds, 600.0);
+
+  exec(db.url(), "DELETE FROM imagen.jobs WHERE prompt = 'due'");
+  counts = queue_status(settings());
+  EXPECT_EQ(counts.scheduled_pending, 1);
+  EXPECT_FALSE(counts.oldest_pending_seconds.has_value());
 }
 
 }  // namespace
