@@ -8,10 +8,11 @@
 #include <thread>
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -195,72 +196,184 @@ void open_pipe(descriptor& reader, descriptor& writer) {
 constexpr int reset_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGPIPE,
                                  SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
 
-/// In the forked child: sends errno, why the command cannot start,
-/// through `report` and ends.
-[[noreturn]] void report_errno(int report) {
-  int error = errno;
+/// What the guard gets when the thread that started it, the slot's
+/// thread, ends: when the worker dies, even by kill -9.
+constexpr int worker_gone = SIGUSR1;
+
+/// The guard's descriptors: stdin, stdout and stderr for the command,
+/// then the report pipe; nothing else stays open in it.
+constexpr int guard_report = 3;
+
+/// RAII for the posix_spawn attribute and file action objects.
+struct spawn_setup {
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_t actions;
+
+  spawn_setup() {
+    posix_spawnattr_init(&attributes);
+    posix_spawn_file_actions_init(&actions);
+  }
+  ~spawn_setup() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+  }
+  spawn_setup(const spawn_setup&) = delete;
+  spawn_setup& operator=(const spawn_setup&) = delete;
+};
+
+/// A descriptor numbered 3 or more for `fd`, so that moving the guard's
+/// descriptors into place cannot overwrite one with another.
+void above_standard(descriptor& fd) {
+  if (fd.get() > guard_report)
+    return;
+  int moved = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, guard_report + 1);
+  if (moved < 0)
+    throw spawn_error(std::string{"cannot move a descriptor: "} +
+                      std::strerror(errno));
+  fd.reset(moved);
+}
+
+/// In the guard: sends `error`, why the command cannot start, through
+/// the report pipe `report` and ends.
+[[noreturn]] void report_errno(int report, int error) {
   [[maybe_unused]] auto n = ::write(report, &error, sizeof error);
   ::_exit(127);
 }
 
-/// In the forked child, up to exec: only async-signal-safe calls. Never
-/// returns.
-[[noreturn]] void become_command(char* const* argv, char* const* envp,
-                                 int null_input, int output_writer, int report,
-                                 pid_t worker) {
+/// In the guard: closes every descriptor above the report pipe.
+void close_the_rest() {
+  if (::close_range(guard_report + 1, ~0U, 0) == 0)
+    return;
+  // Kernels before 5.9 have no close_range.
+  rlimit limit{};
+  rlim_t last = 65536;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < last)
+    last = limit.rlim_cur;
+  for (rlim_t fd = guard_report + 1; fd < last; ++fd)
+    ::close(static_cast<int>(fd));
+}
+
+/// In the guard: ends the way `status` says the command ended, so that
+/// the worker reads the command's exit status or signal.
+[[noreturn]] void end_like(int status) {
+  if (WIFEXITED(status))
+    ::_exit(WEXITSTATUS(status));
+  int signal = WTERMSIG(status);
+  rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);  // the guard's image is the worker's
+  struct sigaction standard {};
+  standard.sa_handler = SIG_DFL;
+  ::sigaction(signal, &standard, nullptr);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, signal);
+  ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+  ::kill(::getpid(), signal);
+  ::_exit(128 + signal);
+}
+
+/// The forked child, a small guard between the worker and the command:
+/// it leads the command's process group, starts the command, and ends
+/// the way the command ends. When the worker dies, even by kill -9, the
+/// kernel tells the guard, which kills the whole group: the command and
+/// everything it started, rather than leaving them to hold a GPU for
+/// nobody. Up to its end only async-signal-safe calls: it is a copy of a
+/// process with other threads. Everything it needs was made before the
+/// fork. Never returns.
+[[noreturn]] void guard_command(const spawn_setup& setup, char* const* argv,
+                                char* const* envp, int null_input,
+                                int output_writer, int report, pid_t worker) {
   // Own process group (pgid = pid), so that a timeout kills everything
   // the command started.
   if (::setpgid(0, 0) != 0)
-    report_errno(report);
-  // If the worker dies, even by kill -9, the kernel kills the command
-  // too, rather than leaving it to hold a GPU for nobody. (The signal
-  // follows the death of the thread that forked, the slot's own thread,
-  // which lives as long as the slot.) Its own children are reached by the
-  // group kill only while the worker lives.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-    report_errno(report);
-  if (::getppid() != worker) {
-    errno = ESRCH;  // the worker died before the line above
-    report_errno(report);
-  }
-  struct sigaction standard {};
-  standard.sa_handler = SIG_DFL;
-  for (int s : reset_signals)
-    ::sigaction(s, &standard, nullptr);
+    report_errno(report, errno);
+  // All three are numbered above 3 (above_standard): none overwrites
+  // another. The report pipe keeps close-on-exec from its dup.
   if (::dup2(null_input, STDIN_FILENO) < 0 ||
       ::dup2(output_writer, STDOUT_FILENO) < 0 ||
-      ::dup2(output_writer, STDERR_FILENO) < 0)
-    report_errno(report);
-  // Descriptors of the worker (database sockets, other slots' pipes) must
-  // not leak into the command, even those opened without O_CLOEXEC; the
-  // report pipe too closes on a successful exec.
-  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-    report_errno(report);
-  sigset_t empty;
-  sigemptyset(&empty);
-  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+      ::dup2(output_writer, STDERR_FILENO) < 0 ||
+      ::dup3(report, guard_report, O_CLOEXEC) < 0)
+    report_errno(report, errno);
+  // The worker's other descriptors (database sockets above all) must not
+  // stay open while the command runs.
+  close_the_rest();
+
+  // Every signal stays blocked, as spawn left them: the group's SIGTERM
+  // on a timeout is for the command, and the guard waits for the
+  // command to end (SIGKILL still ends it). It takes only these two.
+  sigset_t waited;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGCHLD);
+  sigaddset(&waited, worker_gone);
+  if (::prctl(PR_SET_PDEATHSIG, worker_gone) != 0)
+    report_errno(guard_report, errno);
+  if (::getppid() != worker)
+    report_errno(guard_report, ESRCH);  // the worker died before prctl
+
+  // posix_spawn, unlike fork, runs no fork handlers and is safe here.
   // Searches the worker's PATH, as the configuration check did.
-  ::execvpe(argv[0], argv, envp);
-  report_errno(report);
+  pid_t command = 0;
+  int error = ::posix_spawnp(&command, argv[0], &setup.actions,
+                             &setup.attributes, argv, envp);
+  if (error != 0)
+    report_errno(guard_report, error);
+  ::close(guard_report);  // the worker reads the end of the pipe: started
+
+  for (;;) {
+    siginfo_t info{};
+    int signal = ::sigwaitinfo(&waited, &info);
+    if (signal == worker_gone) {
+      ::kill(0, SIGKILL);  // the whole group, the guard last
+      ::_exit(128 + SIGKILL);
+    }
+    if (signal != SIGCHLD)
+      continue;  // EINTR
+    int status = 0;
+    pid_t ended = ::waitpid(command, &status, WNOHANG);
+    if (ended == command)
+      end_like(status);
+  }
 }
 
-/// Starts the command with fork and exec rather than posix_spawn, which
-/// cannot ask for a parent-death signal. Throws spawn_error with the
-/// reason when it cannot start.
+/// Starts the command through a guard process (guard_command): fork,
+/// then posix_spawn in the guard. Throws spawn_error with the reason when
+/// the command cannot start. The pid returned is the guard's, which
+/// leads the group and ends as the command does.
 pid_t spawn(const process_request& request, int output_writer) {
-  // Everything the child uses is made before fork: after it, in a
-  // process with other threads, the child may not allocate.
+  // Everything the guard uses is made before fork: after it, in a
+  // process with other threads, the guard may not allocate.
+  spawn_setup setup;
+  sigset_t empty;
+  sigset_t defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int s : reset_signals)
+    sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&setup.attributes, &empty);
+  posix_spawnattr_setsigdefault(&setup.attributes, &defaults);
+  posix_spawnattr_setflags(&setup.attributes,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // The command gets the guard's stdin, stdout and stderr, and not the
+  // report pipe.
+  posix_spawn_file_actions_addclosefrom_np(&setup.actions, STDERR_FILENO + 1);
+
   auto argv = pointers(request.argv);
   auto envp = pointers(request.env);
   descriptor null_input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
   if (null_input.get() < 0)
     throw spawn_error(std::string{"cannot open /dev/null: "} +
                       std::strerror(errno));
+  descriptor output{::fcntl(output_writer, F_DUPFD_CLOEXEC, guard_report + 1)};
+  if (output.get() < 0)
+    throw spawn_error(std::string{"cannot move a descriptor: "} +
+                      std::strerror(errno));
   descriptor report_reader;
   descriptor report_writer;
   open_pipe(report_reader, report_writer);
+  above_standard(null_input);
+  above_standard(report_writer);
 
-  // No signal handler of the worker may run in the child before exec.
+  // No signal handler of the worker may run in the guard.
   sigset_t all;
   sigset_t previous;
   sigfillset(&all);
@@ -268,18 +381,19 @@ pid_t spawn(const process_request& request, int output_writer) {
   const pid_t worker = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0)
-    become_command(argv.data(), envp.data(), null_input.get(), output_writer,
-                   report_writer.get(), worker);
+    guard_command(setup, argv.data(), envp.data(), null_input.get(),
+                  output.get(), report_writer.get(), worker);
   const int fork_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0)
     throw spawn_error("cannot start \"" + request.argv[0] +
                       "\": " + std::strerror(fork_error));
-  // Also here, so that a signal to the group cannot precede the child's
+  // Also here, so that a signal to the group cannot precede the guard's
   // own setpgid.
   ::setpgid(pid, pid);
 
-  // The report pipe closes at exec; a number on it is why exec failed.
+  // The guard closes the report pipe once the command has started; a
+  // number on it is why it could not.
   report_writer.reset();
   int error = 0;
   ssize_t n;

@@ -146,13 +146,20 @@ TEST_F(subprocess_test, stdin_is_empty) {
   EXPECT_EQ(result.output_tail, "read 0\n");
 }
 
-TEST_F(subprocess_test, the_child_leads_its_own_process_group) {
-  auto result = run_process(shell("cut -d' ' -f5 /proc/$$/stat; echo $$"));
+// The command runs in a new process group, led by its guard (its
+// parent), not in the worker's.
+TEST_F(subprocess_test, the_command_runs_in_its_own_process_group) {
+  auto result = run_process(shell("cut -d' ' -f4,5 /proc/$$/stat"));
   ASSERT_EQ(result.status, 0) << result.output_tail;
-  auto lines = test::lines_of(result.output_tail);
-  ASSERT_EQ(lines.size(), 2u) << result.output_tail;
-  EXPECT_EQ(std::stol(lines[0]), std::stol(lines[1]));
-  EXPECT_NE(std::stol(lines[0]), static_cast<long>(::getpgrp()));
+  auto fields = test::lines_of(result.output_tail);
+  ASSERT_EQ(fields.size(), 1u) << result.output_tail;
+  auto space = fields[0].find(' ');
+  ASSERT_NE(space, std::string::npos) << result.output_tail;
+  long parent = std::stol(fields[0].substr(0, space));
+  long group = std::stol(fields[0].substr(space + 1));
+  EXPECT_EQ(group, parent);
+  EXPECT_NE(parent, static_cast<long>(::getpid()));
+  EXPECT_NE(group, static_cast<long>(::getpgrp()));
 }
 
 TEST_F(subprocess_test, descriptors_of_the_worker_do_not_leak_into_it) {
@@ -236,14 +243,16 @@ TEST_F(subprocess_test, a_daemon_left_by_a_successful_command_is_killed) {
   expect_killed(path("daemon"));
 }
 
-TEST_F(subprocess_test, the_command_dies_with_the_worker_even_by_kill_9) {
-  // A stand-in worker, forked from this test, runs a long command and is
-  // then killed with SIGKILL: nothing of it can kill the command's group.
+TEST_F(subprocess_test, the_command_and_its_children_die_with_the_worker) {
+  // A stand-in worker, forked from this test, runs a command that starts
+  // a child of its own, and is then killed with SIGKILL: nothing of it
+  // can kill the command's group.
   pid_t worker = ::fork();
   ASSERT_GE(worker, 0);
   if (worker == 0) {
-    run_process(shell("echo $$ > " + path("tmp") + "; mv " + path("tmp") + " " +
-                      path("child") + "; exec sleep 1000"));
+    run_process(shell("sleep 1000 & echo $! > " + path("grandchild") +
+                      "; echo $$ > " + path("tmp") + "; mv " + path("tmp") +
+                      " " + path("child") + "; wait"));
     ::_exit(0);
   }
   bool started =
@@ -254,6 +263,26 @@ TEST_F(subprocess_test, the_command_dies_with_the_worker_even_by_kill_9) {
   ASSERT_TRUE(started) << "the command never started";
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   expect_killed(path("child"));
+  expect_killed(path("grandchild"));
+}
+
+// A worker started with its standard descriptors closed opens its pipes
+// as 0, 1 or 2; the command must still get them as its output (dup2 of a
+// descriptor onto itself would leave it close-on-exec).
+TEST_F(subprocess_test, a_worker_without_standard_descriptors_gets_output) {
+  pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    ::close(STDIN_FILENO);
+    ::close(STDOUT_FILENO);
+    auto result = run_process(shell("echo out-line; echo err-line >&2"));
+    std::ofstream(path("tail")) << result.output_tail;
+    ::_exit(result.status == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(worker, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(test::read_file(path("tail")), "out-line\nerr-line\n");
 }
 
 // ---- cancel -------------------------------------------------------------
