@@ -307,6 +307,9 @@ void close_the_rest() {
   sigaddset(&waited, worker_gone);
   if (::prctl(PR_SET_PDEATHSIG, worker_gone) != 0)
     report_errno(guard_report, errno);
+  // Its command line is the worker's; `ps -o comm`, top and pkill -x
+  // tell it apart by this name.
+  ::prctl(PR_SET_NAME, "imagen-guard");
   if (::getppid() != worker)
     report_errno(guard_report, ESRCH);  // the worker died before prctl
 

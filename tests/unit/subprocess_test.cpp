@@ -149,17 +149,19 @@ TEST_F(subprocess_test, stdin_is_empty) {
 // The command runs in a new process group, led by its guard (its
 // parent), not in the worker's.
 TEST_F(subprocess_test, the_command_runs_in_its_own_process_group) {
-  auto result = run_process(shell("cut -d' ' -f4,5 /proc/$$/stat"));
+  auto result =
+      run_process(shell("cut -d' ' -f4,5 /proc/$$/stat; cat /proc/$PPID/comm"));
   ASSERT_EQ(result.status, 0) << result.output_tail;
-  auto fields = test::lines_of(result.output_tail);
-  ASSERT_EQ(fields.size(), 1u) << result.output_tail;
-  auto space = fields[0].find(' ');
+  auto lines = test::lines_of(result.output_tail);
+  ASSERT_EQ(lines.size(), 2u) << result.output_tail;
+  auto space = lines[0].find(' ');
   ASSERT_NE(space, std::string::npos) << result.output_tail;
-  long parent = std::stol(fields[0].substr(0, space));
-  long group = std::stol(fields[0].substr(space + 1));
+  long parent = std::stol(lines[0].substr(0, space));
+  long group = std::stol(lines[0].substr(space + 1));
   EXPECT_EQ(group, parent);
   EXPECT_NE(parent, static_cast<long>(::getpid()));
   EXPECT_NE(group, static_cast<long>(::getpgrp()));
+  EXPECT_EQ(lines[1], "imagen-guard");
 }
 
 TEST_F(subprocess_test, descriptors_of_the_worker_do_not_leak_into_it) {
