@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +15,7 @@
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +275,57 @@ void close_the_rest() {
   ::_exit(128 + signal);
 }
 
+/// In the guard: where the worker's PATH finds `name` (no '/'), written
+/// into `path`; false when nowhere. Mirrors the search of posix_spawnp:
+/// the first executable regular file, an empty entry meaning ".".
+bool find_in_path(const char* name, char (&path)[PATH_MAX]) {
+  const char* dirs = ::getenv("PATH");
+  if (dirs == nullptr)
+    dirs = "/bin:/usr/bin";  // the C library's default
+  const std::size_t name_length = std::strlen(name);
+  for (const char* dir = dirs;; ++dir) {
+    const char* end = std::strchr(dir, ':');
+    std::size_t length =
+        end ? static_cast<std::size_t>(end - dir) : std::strlen(dir);
+    if (length + name_length + 2 <= sizeof path) {
+      std::size_t at = 0;
+      if (length == 0) {
+        path[at++] = '.';
+      } else {
+        std::memcpy(path, dir, length);
+        at = length;
+      }
+      path[at++] = '/';
+      std::memcpy(path + at, name, name_length + 1);
+      struct stat info {};
+      if (::stat(path, &info) == 0 && S_ISREG(info.st_mode) &&
+          ::access(path, X_OK) == 0)
+        return true;
+    }
+    if (end == nullptr)
+      return false;
+    dir = end;
+  }
+}
+
+/// In the guard, when the program is an executable file the kernel cannot
+/// start (a script without "#!"): runs it with /bin/sh, as execvp does
+/// and as the worker did before the guard. `script_argv` is the argv
+/// with "/bin/sh" in front and a free slot for the script's path.
+int spawn_as_script(const spawn_setup& setup, const char* program,
+                    char** script_argv, char* const* envp, pid_t& command) {
+  char path[PATH_MAX];
+  if (std::strchr(program, '/') != nullptr) {
+    script_argv[1] = const_cast<char*>(program);
+  } else {
+    if (!find_in_path(program, path))
+      return ENOEXEC;
+    script_argv[1] = path;
+  }
+  return ::posix_spawn(&command, "/bin/sh", &setup.actions, &setup.attributes,
+                       script_argv, envp);
+}
+
 /// The forked child, a small guard between the worker and the command:
 /// it leads the command's process group, starts the command, and ends
 /// the way the command ends. When the worker dies, even by kill -9, the
@@ -281,8 +335,9 @@ void close_the_rest() {
 /// process with other threads. Everything it needs was made before the
 /// fork. Never returns.
 [[noreturn]] void guard_command(const spawn_setup& setup, char* const* argv,
-                                char* const* envp, int null_input,
-                                int output_writer, int report, pid_t worker) {
+                                char** script_argv, char* const* envp,
+                                int null_input, int output_writer, int report,
+                                pid_t worker) {
   // Own process group (pgid = pid), so that a timeout kills everything
   // the command started.
   if (::setpgid(0, 0) != 0)
@@ -318,6 +373,8 @@ void close_the_rest() {
   pid_t command = 0;
   int error = ::posix_spawnp(&command, argv[0], &setup.actions,
                              &setup.attributes, argv, envp);
+  if (error == ENOEXEC)
+    error = spawn_as_script(setup, argv[0], script_argv, envp, command);
   if (error != 0)
     report_errno(guard_report, error);
   ::close(guard_report);  // the worker reads the end of the pipe: started
@@ -325,7 +382,9 @@ void close_the_rest() {
   for (;;) {
     siginfo_t info{};
     int signal = ::sigwaitinfo(&waited, &info);
-    if (signal == worker_gone) {
+    // The command, or anyone, may send SIGUSR1 to the group: only a new
+    // parent (the worker's death made the guard an orphan) counts.
+    if (signal == worker_gone && ::getppid() != worker) {
       ::kill(0, SIGKILL);  // the whole group, the guard last
       ::_exit(128 + SIGKILL);
     }
@@ -362,6 +421,10 @@ pid_t spawn(const process_request& request, int output_writer) {
 
   auto argv = pointers(request.argv);
   auto envp = pointers(request.env);
+  // "/bin/sh", the script's path (set by the guard if it needs it), then
+  // the arguments after argv[0].
+  std::vector<char*> script_argv{const_cast<char*>("/bin/sh"), nullptr};
+  script_argv.insert(script_argv.end(), argv.begin() + 1, argv.end());
   descriptor null_input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
   if (null_input.get() < 0)
     throw spawn_error(std::string{"cannot open /dev/null: "} +
@@ -384,8 +447,8 @@ pid_t spawn(const process_request& request, int output_writer) {
   const pid_t worker = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0)
-    guard_command(setup, argv.data(), envp.data(), null_input.get(),
-                  output.get(), report_writer.get(), worker);
+    guard_command(setup, argv.data(), script_argv.data(), envp.data(),
+                  null_input.get(), output.get(), report_writer.get(), worker);
   const int fork_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0)

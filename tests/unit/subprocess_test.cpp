@@ -113,6 +113,44 @@ TEST_F(subprocess_test, a_missing_executable_is_a_spawn_error_naming_it) {
   }
 }
 
+// An executable file without "#!" is run by /bin/sh, as execvp does,
+// whether it is named by path or found in the worker's PATH.
+TEST_F(subprocess_test, a_script_without_an_interpreter_line_runs_in_sh) {
+  const auto script = path("no-shebang");
+  std::ofstream(script) << "echo \"hi $1\"\nexit 5\n";
+  fs::permissions(script, fs::perms::owner_all);
+
+  process_request by_path = shell("");
+  by_path.argv = {script, "there"};
+  auto result = run_process(by_path);
+  EXPECT_EQ(result.end, ending::exited);
+  EXPECT_EQ(result.status, 5);
+  EXPECT_EQ(result.output_tail, "hi there\n");
+
+  const char* saved = std::getenv("PATH");
+  std::string old_path = saved ? saved : "/usr/bin:/bin";
+  ::setenv("PATH", (dir_.path().string() + ":" + old_path).c_str(), 1);
+  process_request by_name = shell("");
+  by_name.argv = {"no-shebang", "again"};
+  auto found = run_process(by_name);
+  ::setenv("PATH", old_path.c_str(), 1);
+  EXPECT_EQ(found.status, 5);
+  EXPECT_EQ(found.output_tail, "hi again\n");
+}
+
+// The guard kills the group only when the worker is gone: a SIGUSR1 from
+// the command to its group (or to its parent) is no such news.
+TEST_F(subprocess_test, a_sigusr1_within_the_group_does_not_kill_it) {
+  auto to_group =
+      run_process(shell("trap '' USR1; kill -USR1 0; sleep 0.3; exit 3"));
+  EXPECT_EQ(to_group.end, ending::exited);
+  EXPECT_EQ(to_group.status, 3);
+
+  auto to_parent = run_process(shell("kill -USR1 $PPID; sleep 0.3; exit 4"));
+  EXPECT_EQ(to_parent.end, ending::exited);
+  EXPECT_EQ(to_parent.status, 4);
+}
+
 TEST_F(subprocess_test, an_empty_argv_is_a_spawn_error) {
   process_request request = shell("");
   request.argv.clear();
