@@ -438,7 +438,9 @@ SELECT o.n
 /// Rows per status; for the rows that are due (run_after has come), the
 /// seconds the one due longest has been waiting; and how many rows are
 /// not due yet (a retry's backoff, a job scheduled for later), which are
-/// not waiting on any worker.
+/// not waiting on any worker. (DESIGN.md's "oldest pending age", taken
+/// from created_at, showed a retry in backoff as a late job; the README
+/// lists this difference.)
 inline constexpr prepared_statement queue_status{"imagen_queue_status", R"(
 SELECT status, count(*),
        extract(epoch FROM now() - min(run_after)
