@@ -21,9 +21,6 @@ constexpr int rescue_batch = 1000;
 
 constexpr const char* no_image = "pipeline produced no image";
 
-/// A job id that no row has, for positions an array must keep.
-constexpr const char* no_job = "00000000-0000-0000-0000-000000000000";
-
 /// Builds a PostgreSQL array literal ('{"a","b"}') for one parameter.
 class array_literal {
  public:
@@ -312,46 +309,32 @@ std::vector<write_result> pg_queue::write_batch(
   // just accepted, and a transient error here makes the caller try the
   // batch again.) A cancellation leaves no trace to find: one retried
   // after a lost answer is reported as a lost lease.
-  array_literal unfenced_ids, unfenced_uris;
-  array_literal failed_ids, failed_attempts, failed_messages;
-  bool any_unfenced = false;
-  bool any_failed = false;
+  part unfenced, unrecorded;
+  array_literal unfenced_uris, unrecorded_messages;
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
-    bool refused = results[i] != write_result::applied;
-    if (refused && o.ok()) {
-      unfenced_ids.add_text(o.job.id);
+    if (results[i] == write_result::applied)
+      continue;
+    if (o.ok()) {
+      unfenced.add({o.job.id, o.job.attempt}, i);
       unfenced_uris.add_text(uri_of(*o.image));
-      any_unfenced = true;
-    } else {
-      // Keeps positions aligned with `outcomes`; never matches.
-      unfenced_ids.add_text(no_job);
-      unfenced_uris.add_text("");
+    } else if (o.failure != failure_kind::cancelled) {
+      unrecorded.add({o.job.id, o.job.attempt}, i);
+      unrecorded_messages.add_text(failure_message(o));
     }
-    if (refused && !o.ok() && o.failure != failure_kind::cancelled) {
-      failed_ids.add_text(o.job.id);
-      failed_messages.add_text(failure_message(o));
-      any_failed = true;
-    } else {
-      failed_ids.add_text(no_job);
-      failed_messages.add_text("");
-    }
-    failed_attempts.add_number(o.job.attempt);
   }
-  auto found = [&](const pg_rows& rows) {
-    for (int r = 0; r < rows.size(); ++r) {
-      results[static_cast<std::size_t>(rows.int64(r, 0) - 1)] =
-          write_result::applied;
-    }
-  };
-  if (any_unfenced) {
-    found(connection_->execute(sql::registered_images,
-                               {unfenced_ids.c_str(), unfenced_uris.c_str()}));
+  if (!unfenced.at.empty()) {
+    applied(unfenced,
+            connection_->execute(sql::registered_images,
+                                 {unfenced.fence.ids.c_str(),
+                                  unfenced_uris.c_str()}));
   }
-  if (any_failed) {
-    found(connection_->execute(sql::recorded_failures,
-                               {failed_ids.c_str(), failed_attempts.c_str(),
-                                failed_messages.c_str()}));
+  if (!unrecorded.at.empty()) {
+    applied(unrecorded,
+            connection_->execute(sql::recorded_failures,
+                                 {unrecorded.fence.ids.c_str(),
+                                  unrecorded.fence.attempts.c_str(),
+                                  unrecorded_messages.c_str()}));
   }
   if (tx) {
     tx->commit();
