@@ -9,20 +9,10 @@
 #include <cstring>
 
 #include "config/quote.hpp"
+#include "core/subprocess.hpp"
 
 namespace imagen {
 namespace {
-
-/// Used by execvp when PATH is unset; confstr(_CS_PATH) knows it.
-std::string default_search_path() {
-  const std::size_t size = ::confstr(_CS_PATH, nullptr, 0);
-  if (size == 0)
-    return "/bin:/usr/bin";
-  std::string text(size, '\0');
-  ::confstr(_CS_PATH, text.data(), size);
-  text.resize(size - 1);
-  return text;
-}
 
 bool is_name(const std::string& text) {
   auto name_char = [](char c) {
@@ -91,20 +81,10 @@ std::optional<std::string> program_problem(
     return std::nullopt;
   }
 
+  // The search the worker's spawn makes (core/subprocess).
+  if (find_program(program, path_variable))
+    return std::nullopt;
   const std::string search = path_variable.value_or(default_search_path());
-  std::size_t start = 0;
-  while (true) {
-    const auto end = search.find(':', start);
-    const auto dir = search.substr(
-        start, end == std::string::npos ? std::string::npos : end - start);
-    // An empty entry is the working directory, as for execvp.
-    const auto candidate = dir.empty() ? program : dir + "/" + program;
-    if (!not_executable(candidate))
-      return std::nullopt;
-    if (end == std::string::npos)
-      break;
-    start = end + 1;
-  }
   return quote_value(program) + " is not an executable found in PATH (" +
          (path_variable ? "PATH=" + quote_value(search)
                         : "PATH is unset: " + quote_value(search)) +

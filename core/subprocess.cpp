@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -224,8 +223,9 @@ struct spawn_setup {
   spawn_setup& operator=(const spawn_setup&) = delete;
 };
 
-/// A descriptor numbered 3 or more for `fd`, so that moving the guard's
-/// descriptors into place cannot overwrite one with another.
+/// Renumbers `fd` above the guard's four (0 to 3) when it is one of
+/// them, so that moving the guard's descriptors into place cannot
+/// overwrite one with another.
 void above_standard(descriptor& fd) {
   if (fd.get() > guard_report)
     return;
@@ -275,57 +275,6 @@ void close_the_rest() {
   ::_exit(128 + signal);
 }
 
-/// In the guard: where the worker's PATH finds `name` (no '/'), written
-/// into `path`; false when nowhere. Mirrors the search of posix_spawnp:
-/// the first executable regular file, an empty entry meaning ".".
-bool find_in_path(const char* name, char (&path)[PATH_MAX]) {
-  const char* dirs = ::getenv("PATH");
-  if (dirs == nullptr)
-    dirs = "/bin:/usr/bin";  // the C library's default
-  const std::size_t name_length = std::strlen(name);
-  for (const char* dir = dirs;; ++dir) {
-    const char* end = std::strchr(dir, ':');
-    std::size_t length =
-        end ? static_cast<std::size_t>(end - dir) : std::strlen(dir);
-    if (length + name_length + 2 <= sizeof path) {
-      std::size_t at = 0;
-      if (length == 0) {
-        path[at++] = '.';
-      } else {
-        std::memcpy(path, dir, length);
-        at = length;
-      }
-      path[at++] = '/';
-      std::memcpy(path + at, name, name_length + 1);
-      struct stat info {};
-      if (::stat(path, &info) == 0 && S_ISREG(info.st_mode) &&
-          ::access(path, X_OK) == 0)
-        return true;
-    }
-    if (end == nullptr)
-      return false;
-    dir = end;
-  }
-}
-
-/// In the guard, when the program is an executable file the kernel cannot
-/// start (a script without "#!"): runs it with /bin/sh, as execvp does
-/// and as the worker did before the guard. `script_argv` is the argv
-/// with "/bin/sh" in front and a free slot for the script's path.
-int spawn_as_script(const spawn_setup& setup, const char* program,
-                    char** script_argv, char* const* envp, pid_t& command) {
-  char path[PATH_MAX];
-  if (std::strchr(program, '/') != nullptr) {
-    script_argv[1] = const_cast<char*>(program);
-  } else {
-    if (!find_in_path(program, path))
-      return ENOEXEC;
-    script_argv[1] = path;
-  }
-  return ::posix_spawn(&command, "/bin/sh", &setup.actions, &setup.attributes,
-                       script_argv, envp);
-}
-
 /// The forked child, a small guard between the worker and the command:
 /// it leads the command's process group, starts the command, and ends
 /// the way the command ends. When the worker dies, even by kill -9, the
@@ -334,10 +283,10 @@ int spawn_as_script(const spawn_setup& setup, const char* program,
 /// nobody. Up to its end only async-signal-safe calls: it is a copy of a
 /// process with other threads. Everything it needs was made before the
 /// fork. Never returns.
-[[noreturn]] void guard_command(const spawn_setup& setup, char* const* argv,
-                                char** script_argv, char* const* envp,
-                                int null_input, int output_writer, int report,
-                                pid_t worker) {
+[[noreturn]] void guard_command(const spawn_setup& setup, const char* program,
+                                char* const* argv, char* const* script_argv,
+                                char* const* envp, int null_input,
+                                int output_writer, int report, pid_t worker) {
   // Own process group (pgid = pid), so that a timeout kills everything
   // the command started.
   if (::setpgid(0, 0) != 0)
@@ -369,12 +318,14 @@ int spawn_as_script(const spawn_setup& setup, const char* program,
     report_errno(guard_report, ESRCH);  // the worker died before prctl
 
   // posix_spawn, unlike fork, runs no fork handlers and is safe here.
-  // Searches the worker's PATH, as the configuration check did.
+  // An executable file the kernel cannot start (a script without "#!")
+  // runs in /bin/sh, as execvp does it.
   pid_t command = 0;
-  int error = ::posix_spawnp(&command, argv[0], &setup.actions,
-                             &setup.attributes, argv, envp);
+  int error = ::posix_spawn(&command, program, &setup.actions,
+                            &setup.attributes, argv, envp);
   if (error == ENOEXEC)
-    error = spawn_as_script(setup, argv[0], script_argv, envp, command);
+    error = ::posix_spawn(&command, "/bin/sh", &setup.actions,
+                          &setup.attributes, script_argv, envp);
   if (error != 0)
     report_errno(guard_report, error);
   ::close(guard_report);  // the worker reads the end of the pipe: started
@@ -398,9 +349,10 @@ int spawn_as_script(const spawn_setup& setup, const char* program,
 }
 
 /// Starts the command through a guard process (guard_command): fork,
-/// then posix_spawn in the guard. Throws spawn_error with the reason when
-/// the command cannot start. The pid returned is the guard's, which
-/// leads the group and ends as the command does.
+/// then posix_spawn in the guard. `output_writer` is numbered above 3
+/// (above_standard). Throws spawn_error with the reason when the command
+/// cannot start. The pid returned is the guard's, which leads the group
+/// and ends as the command does.
 pid_t spawn(const process_request& request, int output_writer) {
   // Everything the guard uses is made before fork: after it, in a
   // process with other threads, the guard may not allocate.
@@ -419,19 +371,21 @@ pid_t spawn(const process_request& request, int output_writer) {
   // report pipe.
   posix_spawn_file_actions_addclosefrom_np(&setup.actions, STDERR_FILENO + 1);
 
+  // Searched in the worker's PATH, as the configuration check did.
+  const char* path = ::getenv("PATH");
+  auto program = find_program(
+      request.argv[0], path ? std::optional<std::string>(path) : std::nullopt);
+  if (!program)
+    throw spawn_error("cannot start \"" + request.argv[0] +
+                      "\": " + std::strerror(ENOENT));
   auto argv = pointers(request.argv);
   auto envp = pointers(request.env);
-  // "/bin/sh", the script's path (set by the guard if it needs it), then
-  // the arguments after argv[0].
-  std::vector<char*> script_argv{const_cast<char*>("/bin/sh"), nullptr};
+  // For a script without "#!": "/bin/sh", its path, then the arguments.
+  std::vector<char*> script_argv{const_cast<char*>("/bin/sh"), program->data()};
   script_argv.insert(script_argv.end(), argv.begin() + 1, argv.end());
   descriptor null_input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
   if (null_input.get() < 0)
     throw spawn_error(std::string{"cannot open /dev/null: "} +
-                      std::strerror(errno));
-  descriptor output{::fcntl(output_writer, F_DUPFD_CLOEXEC, guard_report + 1)};
-  if (output.get() < 0)
-    throw spawn_error(std::string{"cannot move a descriptor: "} +
                       std::strerror(errno));
   descriptor report_reader;
   descriptor report_writer;
@@ -447,8 +401,9 @@ pid_t spawn(const process_request& request, int output_writer) {
   const pid_t worker = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0)
-    guard_command(setup, argv.data(), script_argv.data(), envp.data(),
-                  null_input.get(), output.get(), report_writer.get(), worker);
+    guard_command(setup, program->c_str(), argv.data(), script_argv.data(),
+                  envp.data(), null_input.get(), output_writer,
+                  report_writer.get(), worker);
   const int fork_error = errno;
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0)
@@ -478,6 +433,38 @@ pid_t spawn(const process_request& request, int output_writer) {
 
 }  // namespace
 
+std::string default_search_path() {
+  const std::size_t size = ::confstr(_CS_PATH, nullptr, 0);
+  if (size == 0)
+    return "/bin:/usr/bin";
+  std::string text(size, '\0');
+  ::confstr(_CS_PATH, text.data(), size);
+  text.resize(size - 1);
+  return text;
+}
+
+std::optional<std::string> find_program(
+    const std::string& program,
+    const std::optional<std::string>& path_variable) {
+  if (program.find('/') != std::string::npos)
+    return program;
+  const std::string search = path_variable.value_or(default_search_path());
+  std::size_t start = 0;
+  while (true) {
+    const auto end = search.find(':', start);
+    const auto dir = search.substr(
+        start, end == std::string::npos ? std::string::npos : end - start);
+    auto candidate = dir.empty() ? program : dir + "/" + program;
+    struct stat info {};
+    if (::stat(candidate.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    if (end == std::string::npos)
+      return std::nullopt;
+    start = end + 1;
+  }
+}
+
 std::string signal_name(int signal) {
   if (const char* abbreviation = ::sigabbrev_np(signal))
     return std::string{"SIG"} + abbreviation;
@@ -491,6 +478,7 @@ process_result run_process(const process_request& request) {
   descriptor reader;
   descriptor writer;
   open_pipe(reader, writer);
+  above_standard(writer);
   pid_t pid = spawn(request, writer.get());
   writer.reset();
   ::fcntl(reader.get(), F_SETFL, O_NONBLOCK);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,7 +20,7 @@ class spawn_error : public std::runtime_error {
 };
 
 struct process_request {
-  std::vector<std::string> argv;  // argv[0] is looked up in PATH
+  std::vector<std::string> argv;  // argv[0] as find_program finds it
   std::vector<std::string> env;   // complete environment, "KEY=value"
   std::chrono::steady_clock::time_point deadline;
   const std::atomic<bool>* cancel = nullptr;
@@ -45,6 +46,18 @@ struct process_result {
 /// Whatever the ending, no process of the group is left running and the
 /// child is reaped. Throws spawn_error when the process cannot start.
 process_result run_process(const process_request& request);
+
+/// The file `program` (an argv[0]) starts from, found the way execvp
+/// finds it: a name with '/' as it is; otherwise the first executable
+/// regular file of that name in `path_variable` (a PATH value, ':'
+/// between directories, an empty entry for the working directory), or in
+/// default_search_path() when there is no PATH. Nothing when none is.
+std::optional<std::string> find_program(
+    const std::string& program,
+    const std::optional<std::string>& path_variable);
+
+/// The search path execvp uses when PATH is unset (confstr(_CS_PATH)).
+std::string default_search_path();
 
 /// "SIGSEGV" for SIGSEGV; "signal 77" when the number has no name.
 std::string signal_name(int signal);
