@@ -324,17 +324,15 @@ std::vector<write_result> pg_queue::write_batch(
     }
   }
   if (!unfenced.at.empty()) {
-    applied(unfenced,
-            connection_->execute(sql::registered_images,
-                                 {unfenced.fence.ids.c_str(),
-                                  unfenced_uris.c_str()}));
+    applied(unfenced, connection_->execute(
+                          sql::registered_images,
+                          {unfenced.fence.ids.c_str(), unfenced_uris.c_str()}));
   }
   if (!unrecorded.at.empty()) {
-    applied(unrecorded,
-            connection_->execute(sql::recorded_failures,
-                                 {unrecorded.fence.ids.c_str(),
-                                  unrecorded.fence.attempts.c_str(),
-                                  unrecorded_messages.c_str()}));
+    applied(unrecorded, connection_->execute(sql::recorded_failures,
+                                             {unrecorded.fence.ids.c_str(),
+                                              unrecorded.fence.attempts.c_str(),
+                                              unrecorded_messages.c_str()}));
   }
   if (tx) {
     tx->commit();
