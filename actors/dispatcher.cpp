@@ -22,6 +22,13 @@ constexpr const char* orphan_reason =
     "worker's dispatcher restarted: the claim was abandoned";
 
 dispatcher_state::~dispatcher_state() {
+  // Outcomes held back for a claim that will not run now.
+  for (const auto& id : held_outcomes) {
+    auto it = claims.find(id);
+    if (writer && it != claims.end() && it->second.result)
+      caf::anon_send(writer, outcome_atom::value, *it->second.result,
+                     it->second.claimed.max_attempts);
+  }
   for (auto& slot : slots) {
     if (slot.cancel)
       slot.cancel->store(true);
@@ -56,7 +63,25 @@ void request_claim(dispatcher_actor* self) {
   if (st.stopping || st.claim_scheduled)
     return;
   st.claim_scheduled = true;
+  st.claim_queued = true;
   self->send(self, claim_atom::value);
+}
+
+void send_outcome(dispatcher_actor* self, const claim_record& record) {
+  auto& st = self->state;
+  if (st.writer && record.result)
+    self->send(st.writer, outcome_atom::value, *record.result,
+               record.claimed.max_attempts);
+}
+
+void release_held_outcomes(dispatcher_actor* self) {
+  auto& st = self->state;
+  for (const auto& id : st.held_outcomes) {
+    auto it = st.claims.find(id);
+    if (it != st.claims.end())
+      send_outcome(self, it->second);
+  }
+  st.held_outcomes.clear();
 }
 
 /// With exit_when_idle, the worker is done once a claim found nothing,
@@ -143,6 +168,12 @@ void rescue_expired_now(dispatcher_actor* self) {
 void claim(dispatcher_actor* self) {
   auto& st = self->state;
   st.claim_scheduled = false;
+  st.claim_queued = false;
+  // However the claim ends, the outcomes it held back go to the writer.
+  struct release_on_exit {
+    dispatcher_actor* self;
+    ~release_on_exit() { release_held_outcomes(self); }
+  } release{self};
   if (st.stopping)
     return;
   auto idle = idle_count(st);
@@ -190,8 +221,10 @@ void claim(dispatcher_actor* self) {
   stop_if_idle(self);
 }
 
-/// Keeps the outcome until it is written and hands it to the writer.
-void record_outcome(dispatcher_actor* self, outcome result) {
+/// Keeps the outcome until it is written and hands it to the writer;
+/// with `after_claim`, once the claim about to run is done.
+void record_outcome(dispatcher_actor* self, outcome result,
+                    bool after_claim = false) {
   auto& st = self->state;
   auto it = st.claims.find(result.job.id);
   if (it == st.claims.end() ||
@@ -200,10 +233,14 @@ void record_outcome(dispatcher_actor* self, outcome result) {
                {{"job", result.job.id}, {"attempt", result.job.attempt}});
     return;
   }
-  it->second.result = result;
-  if (st.writer)
-    self->send(st.writer, outcome_atom::value, std::move(result),
-               it->second.claimed.max_attempts);
+  it->second.result = std::move(result);
+  // A slot waits for the claim that is about to run; the write can wait
+  // for it too, instead of competing with it for PostgreSQL (and for this
+  // machine's cores). tools/bench, slot gap.
+  if (after_claim && st.claim_queued)
+    st.held_outcomes.push_back(it->first);
+  else
+    send_outcome(self, it->second);
 }
 
 void slot_done(dispatcher_actor* self, int index, outcome result) {
@@ -211,11 +248,11 @@ void slot_done(dispatcher_actor* self, int index, outcome result) {
   if (index < 0 || index >= static_cast<int>(st.slots.size()))
     return;
   st.slots[static_cast<std::size_t>(index)].running.reset();
-  record_outcome(self, std::move(result));
   // A full batch means more may be waiting; with exit_when_idle, an
   // empty claim is what tells the worker that it is done.
   if (st.last_claim_full || st.cfg.exit_when_idle)
     request_claim(self);
+  record_outcome(self, std::move(result), true);
   stop_if_drained(self);
 }
 
@@ -420,6 +457,8 @@ caf::behavior dispatcher(dispatcher_actor* self, config cfg, spawn_mode mode,
       [=](writer_atom, caf::actor replacement) {
         auto& state = self->state;
         state.writer = std::move(replacement);
+        // Every unconfirmed outcome goes now, the held ones too.
+        state.held_outcomes.clear();
         // The new writer starts empty: give it every outcome that the old
         // one had not confirmed.
         int resent = 0;

@@ -7,6 +7,9 @@
 // outcome is written: those are the leases to renew, and the outcomes to
 // re-send when the status writer is replaced (a new writer starts empty).
 // Outcomes travel slot -> dispatcher -> status writer for that reason.
+// An outcome whose slot asked for a claim is handed on once that claim
+// has run: the slot waits for the claim, nobody waits for the write, and
+// on a small host the two compete for PostgreSQL and the cores.
 //
 // Wakes coalesce: the first one sends the dispatcher one `claim`; the ones
 // that arrive before it is handled are absorbed by it. A batch that came
@@ -105,6 +108,10 @@ struct dispatcher_state {
   /// does not wait lease / 2 to look.
   bool startup_rescue_done = false;
   bool claim_scheduled = false;
+  /// A claim_atom sent with no delay waits in the mailbox.
+  bool claim_queued = false;
+  /// Slots' outcomes held back until that claim has run (their ids).
+  std::vector<std::string> held_outcomes;
   bool last_claim_full = false;
   bool last_claim_empty = false;
   std::chrono::milliseconds claim_backoff{0};

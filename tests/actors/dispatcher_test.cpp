@@ -96,6 +96,51 @@ CAF_TEST(a full batch claims again as soon as a slot frees) {
   CAF_CHECK_EQUAL(state_of_dispatcher(disp).slots[2].running->id, "more-2");
 }
 
+CAF_TEST(an outcome goes to the writer after the claim its slot asked for) {
+  add_runnable(2);
+  wake_with_slots_busy();
+  add_runnable(5, "more-");
+  wake_with_slots_busy();
+  auto claims = queue->claim_limits.size();
+
+  // Slot 2 finishes with more work queued: its next job is claimed first,
+  // and only then is its outcome handed on, so that the write does not
+  // compete with the claim the slot waits for.
+  expect((run_atom, job), from(disp).to(slots[2]));
+  expect((done_atom, int, outcome), from(slots[2]).to(disp));
+  disallow((outcome_atom, outcome, int), from(disp).to(writer));
+  expect((claim_atom), from(disp).to(disp));
+  CAF_CHECK_EQUAL(queue->claim_limits.size(), claims + 1);
+  CAF_CHECK_EQUAL(state_of_dispatcher(disp).slots[2].running->id, "more-2");
+  expect((outcome_atom, outcome, int), from(disp).to(writer));
+  run_except(slots);
+  CAF_CHECK_EQUAL(queue->times_written({"more-1", 1}), 1u);
+}
+
+CAF_TEST(a dispatcher that stops hands on the outcomes it held) {
+  // A dispatcher that stops at the first slot crash.
+  cfg.restart_intensity = 0;
+  auto d = spawn_dispatcher(writer);
+  sched.run();
+  auto d_slots = slots_of(d);
+  pipe->crash_ids = {"job-2"};
+  add_runnable(4);
+  self->send(d, wake_atom::value);
+  run_except(d_slots);
+
+  // Slot 0 reports, and slot 1 crashes, before the dispatcher looks: its
+  // outcome waits for the claim that slot 0 asked for, and the crash
+  // stops the dispatcher before that claim runs.
+  expect((run_atom, job), from(d).to(d_slots[0]));
+  expect((run_atom, job), from(d).to(d_slots[1]));
+  auto reason = watch(d);
+  run_except(d_slots);
+
+  CAF_REQUIRE(reason->has_value());
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+  CAF_CHECK_EQUAL(queue->times_written({"job-2", 1}), 1u);
+}
+
 CAF_TEST(a batch that was not full waits for the next wake) {
   add_runnable(2);
   wake_with_slots_busy();
