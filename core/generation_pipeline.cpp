@@ -75,13 +75,16 @@ outcome generation_pipeline::run(const job& j, const slot_context& where) {
   }
 
   // A success without a decodable PNG is a failure, whatever the backend
-  // claims; the dimensions recorded are the decoded ones.
-  auto info = inspect_png(image.png);
-  if (!info)
-    return failure(j, failure_kind::backend, "pipeline produced no image",
-                   elapsed_ms(start));
-  image.width = info->width;
-  image.height = info->height;
+  // claims; the dimensions recorded are the decoded ones. An image this
+  // process encoded is known to decode to the size it was encoded at.
+  if (!image.encoded_here) {
+    auto info = inspect_png(image.png);
+    if (!info)
+      return failure(j, failure_kind::backend, "pipeline produced no image",
+                     elapsed_ms(start));
+    image.width = info->width;
+    image.height = info->height;
+  }
 
   artifact stored;
   try {

@@ -303,6 +303,7 @@ generation procedural_backend::generate(
   }
   result.width = size.width;
   result.height = size.height;
+  result.encoded_here = true;
   return result;
 }
 
