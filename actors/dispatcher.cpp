@@ -23,12 +23,10 @@ constexpr const char* orphan_reason =
 
 dispatcher_state::~dispatcher_state() {
   // Outcomes held back for a claim that will not run now.
-  for (const auto& id : held_outcomes) {
-    auto it = claims.find(id);
-    if (writer && it != claims.end() && it->second.result)
-      caf::anon_send(writer, outcome_atom::value, *it->second.result,
-                     it->second.claimed.max_attempts);
-  }
+  if (writer)
+    for (const auto& held : held_outcomes)
+      caf::anon_send(writer, outcome_atom::value, held.result,
+                     held.max_attempts);
   for (auto& slot : slots) {
     if (slot.cancel)
       slot.cancel->store(true);
@@ -76,12 +74,11 @@ void send_outcome(dispatcher_actor* self, const claim_record& record) {
 
 void release_held_outcomes(dispatcher_actor* self) {
   auto& st = self->state;
-  for (const auto& id : st.held_outcomes) {
-    auto it = st.claims.find(id);
-    if (it != st.claims.end())
-      send_outcome(self, it->second);
-  }
-  st.held_outcomes.clear();
+  auto held = std::exchange(st.held_outcomes, {});
+  if (st.writer)
+    for (auto& entry : held)
+      self->send(st.writer, outcome_atom::value, std::move(entry.result),
+                 entry.max_attempts);
 }
 
 /// With exit_when_idle, the worker is done once a claim found nothing,
@@ -248,7 +245,8 @@ void record_outcome(dispatcher_actor* self, outcome result,
   // for it too, instead of competing with it for PostgreSQL (and for this
   // machine's cores). tools/bench, slot gap.
   if (after_claim && st.claim_queued)
-    st.held_outcomes.push_back(it->first);
+    st.held_outcomes.push_back(
+        {*it->second.result, it->second.claimed.max_attempts});
   else
     send_outcome(self, it->second);
 }

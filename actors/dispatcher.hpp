@@ -90,6 +90,12 @@ struct claim_record {
   bool lost = false;
 };
 
+/// An outcome waiting for the claim its slot asked for.
+struct held_outcome {
+  outcome result;
+  int max_attempts;
+};
+
 struct dispatcher_state {
   static inline const char* name = "dispatcher";
   config cfg;
@@ -110,8 +116,10 @@ struct dispatcher_state {
   bool claim_scheduled = false;
   /// A claim_atom sent with no delay waits in the mailbox.
   bool claim_queued = false;
-  /// Slots' outcomes held back until that claim has run (their ids).
-  std::vector<std::string> held_outcomes;
+  /// Slots' outcomes held back until that claim has run. Copies, not
+  /// ids: the claim may take the same job again (a rescue made the row
+  /// runnable) and replace its record.
+  std::vector<held_outcome> held_outcomes;
   bool last_claim_full = false;
   bool last_claim_empty = false;
   std::chrono::milliseconds claim_backoff{0};

@@ -141,6 +141,30 @@ CAF_TEST(a dispatcher that stops hands on the outcomes it held) {
   CAF_CHECK_EQUAL(queue->times_written({"job-2", 1}), 1u);
 }
 
+// The claim an outcome waits for may bring the same job back: its lease
+// was lost meanwhile (a stall longer than the lease) and a rescue made
+// the row runnable again. The earlier attempt's outcome still goes to the
+// writer, which fences it out and discards its image.
+CAF_TEST(a held outcome survives a claim that takes its job again) {
+  add_runnable(3);
+  wake_with_slots_busy();
+  // job-1 was rescued while slot 0 ran it: its next attempt is runnable.
+  queue->runnable.push_back(make_job("job-1", 2));
+  queue->foreign_rows = {"job-1"};
+  stderr_capture log;
+
+  expect((run_atom, job), from(disp).to(slots[0]).with(_, make_job("job-1")));
+  expect((done_atom, int, outcome), from(slots[0]).to(disp));
+  expect((claim_atom), from(disp).to(disp));
+  CAF_REQUIRE_EQUAL(state_of_dispatcher(disp).slots[0].running->attempt, 2);
+  run_except(slots);
+
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+  CAF_CHECK_NOT_EQUAL(
+      log.text().find("event=job.lost_lease job=job-1 attempt=1 seen_by=write"),
+      std::string::npos);
+}
+
 CAF_TEST(a batch that was not full waits for the next wake) {
   add_runnable(2);
   wake_with_slots_busy();
