@@ -24,6 +24,7 @@
 #include "config/quote.hpp"
 #include "core/command_backend.hpp"
 #include "core/generation_pipeline.hpp"
+#include "core/image_store.hpp"
 #include "core/log.hpp"
 #include "core/migrations.hpp"
 #include "core/null_backend.hpp"
@@ -50,7 +51,6 @@ constexpr std::chrono::milliseconds migrate_deadline{10 * 60 * 1000};
 
 /// Command backends create their {output} files here, under the output
 /// directory so that the final rename stays on one file system.
-constexpr const char* scratch_subdir = ".tmp";
 
 /// `run` refuses to start on a database that was never migrated rather
 /// than creating tables behind the operator's back.
@@ -162,6 +162,29 @@ std::string prepare_output_dir(const config& c) {
   return scratch.string();
 }
 
+/// Removes what workers killed in the middle of a job left in the scratch
+/// directory. A file there lives for a moment (an image before its rename)
+/// or at most as long as its job may run (a command's output), so one
+/// untouched for the longest job timeout and ten minutes more belongs to
+/// nobody, whichever worker sharing output.dir made it.
+void sweep_leftovers(const config& c, const std::string& scratch_dir) {
+  auto longest = c.job_timeout;
+  for (const auto& [name, b] : c.backends)
+    if (b.timeout)
+      longest = std::max(longest, *b.timeout);
+  auto older_than = std::chrono::ceil<std::chrono::seconds>(
+      longest + std::chrono::minutes(10));
+  auto swept = sweep_scratch(scratch_dir, older_than);
+  if (swept.removed > 0)
+    log::info("storage.swept", {{"dir", scratch_dir},
+                                {"files", swept.removed},
+                                {"older_than", format_duration(older_than)}});
+  if (swept.failed > 0)
+    log::warn("storage.sweep_failed", {{"dir", scratch_dir},
+                                       {"files", swept.failed},
+                                       {"error", swept.first_error}});
+}
+
 /// Exits the way DESIGN says when the schema is missing: 1, naming the
 /// command that fixes it. Throws queue_error when the database cannot be
 /// reached.
@@ -182,6 +205,7 @@ int run_command(const common_flags& common, const flag_overrides& flags) {
     return exit_usage;
   }
   log_config(c);
+  sweep_leftovers(c, scratch_dir);
 
   const auto settings = settings_of(c);
   try {

@@ -138,17 +138,20 @@ artifact image_store::store(const std::string& job_id, int attempt,
                             int height) {
   const std::string path = path_for(job_id, attempt);
   const std::string shard = dir_ + "/" + job_id.substr(0, 2);
+  const std::string scratch = scratch_dir();
 
-  std::error_code error;
-  fs::create_directories(shard, error);
-  if (error)
-    throw storage_error("cannot create directory " + shard + ": " +
-                        error.message());
+  for (const auto& needed : {shard, scratch}) {
+    std::error_code error;
+    fs::create_directories(needed, error);
+    if (error)
+      throw storage_error("cannot create directory " + needed + ": " +
+                          error.message());
+  }
 
   // The temporary name is unique per process and call, so two slots that
   // somehow store the same job never write into one file.
   static std::atomic<unsigned long> counter{0};
-  const std::string temporary = shard + "/." + job_id + ".png.tmp-" +
+  const std::string temporary = scratch + "/" + job_id + ".png.tmp-" +
                                 std::to_string(::getpid()) + "-" +
                                 std::to_string(++counter);
   descriptor fd{
@@ -177,6 +180,47 @@ artifact image_store::store(const std::string& job_id, int attempt,
   result.width = width;
   result.height = height;
   result.mime = png_mime;
+  return result;
+}
+
+std::string image_store::scratch_dir() const {
+  return dir_ + "/" + scratch_subdir;
+}
+
+sweep_result sweep_scratch(const std::string& dir,
+                           std::chrono::seconds older_than) {
+  sweep_result result;
+  auto note_failure = [&](const fs::path& path, const std::error_code& e) {
+    if (result.failed++ == 0)
+      result.first_error = path.string() + ": " + e.message();
+  };
+  std::error_code error;
+  fs::directory_iterator entries(dir, error);
+  if (error) {
+    if (error != std::errc::no_such_file_or_directory)
+      note_failure(dir, error);
+    return result;
+  }
+  // The file system's clock, as the files' times are.
+  const auto cutoff = fs::file_time_type::clock::now() - older_than;
+  for (const auto& entry : entries) {
+    std::error_code e;
+    // Only what the worker makes there: regular files. A link is never
+    // followed, so nothing outside the directory can be removed.
+    if (fs::symlink_status(entry.path(), e).type() != fs::file_type::regular)
+      continue;
+    auto written = fs::last_write_time(entry.path(), e);
+    if (e) {
+      note_failure(entry.path(), e);
+      continue;
+    }
+    if (written > cutoff)
+      continue;
+    if (fs::remove(entry.path(), e))
+      ++result.removed;
+    else if (e)
+      note_failure(entry.path(), e);
+  }
   return result;
 }
 

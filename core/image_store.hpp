@@ -2,6 +2,7 @@
 // sharded by the first two characters of the job id, written atomically.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -10,6 +11,12 @@
 #include "core/job.hpp"
 
 namespace imagen {
+
+/// The directory under output.dir for files on their way: an image before
+/// its rename into its shard, a command backend's output. A crash leaves
+/// them there and nowhere else, so one directory is all there is to sweep
+/// (sweep_scratch), not the whole image tree.
+constexpr const char* scratch_subdir = ".tmp";
 
 /// An image could not be written; retryable (failure_kind::storage). The
 /// message names the path and the system error.
@@ -24,7 +31,8 @@ class image_store {
   explicit image_store(std::string dir);
 
   /// Writes `png` to path_for(job_id, attempt): temporary file in the
-  /// same directory, fsync, rename, fsync of the directory. Returns the
+  /// scratch directory (same file system), fsync, rename into the shard,
+  /// fsync of the shard. Returns the
   /// artifact (file:// uri, sha256, size). Throws storage_error, also
   /// when `job_id` is not a canonical UUID.
   artifact store(const std::string& job_id, int attempt,
@@ -45,6 +53,9 @@ class image_store {
 
   const std::string& dir() const { return dir_; }
 
+  /// `<dir>/.tmp`.
+  std::string scratch_dir() const;
+
  private:
   std::string dir_;
 };
@@ -57,6 +68,22 @@ std::string file_uri(const std::string& path);
 /// (a lost lease); an artifact with no local file is left alone. Returns
 /// false when a file was there and could not be removed.
 bool discard_image(const artifact& image);
+
+/// What sweep_scratch did.
+struct sweep_result {
+  int removed = 0;
+  int failed = 0;
+  /// The first failure: the path and the system error.
+  std::string first_error;
+};
+
+/// Removes the regular files directly in `dir` that nobody has written to
+/// for longer than `older_than`: leftovers of a worker killed in the middle
+/// of a job. Files younger than that, and subdirectories, stay: another
+/// worker sharing the directory may be using them. A missing `dir` is an
+/// empty one.
+sweep_result sweep_scratch(const std::string& dir,
+                           std::chrono::seconds older_than);
 
 /// True for 36 characters: hex digits with dashes at 8, 13, 18 and 23.
 bool is_canonical_uuid(const std::string& text);

@@ -1,6 +1,7 @@
 // image_store: <id>-<attempt>.png sharded under the output directory, written
 // atomically, described by a correct artifact; hostile ids never leave
 // the directory; an unwritable directory is a storage_error.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +262,55 @@ TEST_F(image_store_test, an_unwritable_shard_is_a_storage_error_as_non_root) {
   fs::permissions(out_ / "3f", fs::perms::owner_all);
   EXPECT_NE(error.find("cannot create"), std::string::npos) << error;
   EXPECT_EQ(files_under(out_), std::vector<std::string>{});
+}
+
+TEST_F(image_store_test, the_temporary_file_is_written_in_the_scratch_dir) {
+  // A crash between write and rename leaves the temporary behind; it must
+  // be where sweep_scratch looks, not among the images. A file where the
+  // scratch directory should be shows where the store writes it.
+  image_store store{out_.string()};
+  fs::create_directories(out_);
+  std::ofstream(out_ / scratch_subdir) << "in the way";
+  EXPECT_EQ(store.scratch_dir(), (out_ / ".tmp").string());
+
+  auto error = store_error(store, job_id);
+  EXPECT_NE(error.find("cannot create directory " + store.scratch_dir()),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(fs::exists(out_ / "3f" / (job_id + "-1.png")));
+}
+
+TEST_F(image_store_test, sweep_removes_only_files_nobody_wrote_for_long) {
+  const fs::path scratch = out_ / ".tmp";
+  const fs::path elsewhere = out_ / "keep.png";
+  fs::create_directories(scratch / "a-directory");
+  for (const auto* name : {"old.png.tmp-1-1", "out-1-2-3.png", "young.png"})
+    std::ofstream(scratch / name) << "bytes";
+  std::ofstream(elsewhere) << "not in the scratch directory";
+  fs::create_symlink(elsewhere, scratch / "a-link");
+  const auto two_hours_ago =
+      fs::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const auto* name : {"old.png.tmp-1-1", "out-1-2-3.png", "a-directory"})
+    fs::last_write_time(scratch / name, two_hours_ago);
+  fs::last_write_time(elsewhere, two_hours_ago);
+
+  auto swept = sweep_scratch(scratch.string(), std::chrono::hours(1));
+
+  EXPECT_EQ(swept.removed, 2);
+  EXPECT_EQ(swept.failed, 0) << swept.first_error;
+  EXPECT_FALSE(fs::exists(scratch / "old.png.tmp-1-1"));
+  EXPECT_FALSE(fs::exists(scratch / "out-1-2-3.png"));
+  EXPECT_TRUE(fs::exists(scratch / "young.png"));
+  EXPECT_TRUE(fs::is_directory(scratch / "a-directory"));
+  EXPECT_TRUE(fs::is_symlink(scratch / "a-link"));
+  EXPECT_TRUE(fs::exists(elsewhere));
+}
+
+TEST_F(image_store_test, sweeping_a_missing_directory_finds_nothing) {
+  auto swept =
+      sweep_scratch((out_ / "never-made").string(), std::chrono::seconds(0));
+  EXPECT_EQ(swept.removed, 0);
+  EXPECT_EQ(swept.failed, 0) << swept.first_error;
 }
 
 }  // namespace
