@@ -109,7 +109,7 @@ void start_job(dispatcher_actor* self, slot_record& slot, job j) {
   // a new one. (The flag is only set while the slot runs a job, and the
   // slot is idle here.)
   slot.cancel->store(false);
-  st.claims[j.id] = claim_record{j, std::nullopt, false};
+  st.claims[{j.id, j.attempt}] = claim_record{j, std::nullopt, false};
   log::debug("job.claimed", {{"job", j.id}, {"attempt", j.attempt}});
   self->send(slot.handle, run_atom::value, std::move(j));
 }
@@ -145,7 +145,7 @@ bool wait_for_retries(dispatcher_actor* self) {
 void requeue_orphans(dispatcher_actor* self) {
   auto& st = self->state;
   std::vector<job_ref> keep;
-  for (const auto& [id, record] : st.claims)
+  for (const auto& [key, record] : st.claims)
     keep.push_back(ref_of(record.claimed));
   auto moved = st.queue->requeue_orphans(keep, orphan_reason);
   st.orphans_requeued = true;
@@ -233,9 +233,8 @@ void claim(dispatcher_actor* self) {
 void record_outcome(dispatcher_actor* self, outcome result,
                     bool after_claim = false) {
   auto& st = self->state;
-  auto it = st.claims.find(result.job.id);
-  if (it == st.claims.end() ||
-      !(it->second.claimed.attempt == result.job.attempt)) {
+  auto it = st.claims.find({result.job.id, result.job.attempt});
+  if (it == st.claims.end()) {
     log::error("job.unknown_outcome",
                {{"job", result.job.id}, {"attempt", result.job.attempt}});
     return;
@@ -267,9 +266,7 @@ void slot_done(dispatcher_actor* self, int index, outcome result) {
 void claims_written(dispatcher_actor* self, const std::vector<job_ref>& refs) {
   auto& st = self->state;
   for (const auto& ref : refs) {
-    auto it = st.claims.find(ref.id);
-    if (it != st.claims.end() && it->second.claimed.attempt == ref.attempt)
-      st.claims.erase(it);
+    st.claims.erase({ref.id, ref.attempt});
   }
   stop_if_drained(self);
   // A written failure may have put a row back to `pending` for a retry:
@@ -281,14 +278,14 @@ void claims_written(dispatcher_actor* self, const std::vector<job_ref>& refs) {
 void heartbeat(dispatcher_actor* self) {
   auto& st = self->state;
   std::vector<job_ref> refs;
-  for (const auto& [id, claim] : st.claims)
+  for (const auto& [key, claim] : st.claims)
     if (!claim.lost)
       refs.push_back(ref_of(claim.claimed));
   if (refs.empty())
     return;
   try {
     for (const auto& ref : st.queue->heartbeat(refs)) {
-      auto it = st.claims.find(ref.id);
+      auto it = st.claims.find({ref.id, ref.attempt});
       if (it == st.claims.end())
         continue;
       it->second.lost = true;
@@ -470,7 +467,7 @@ caf::behavior dispatcher(dispatcher_actor* self, config cfg, spawn_mode mode,
         // The new writer starts empty: give it every outcome that the old
         // one had not confirmed.
         int resent = 0;
-        for (const auto& [id, claim] : state.claims) {
+        for (const auto& [key, claim] : state.claims) {
           if (!claim.result || !state.writer)
             continue;
           self->send(state.writer, outcome_atom::value, *claim.result,

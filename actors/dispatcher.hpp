@@ -7,6 +7,9 @@
 // outcome is written: those are the leases to renew, and the outcomes to
 // re-send when the status writer is replaced (a new writer starts empty).
 // Outcomes travel slot -> dispatcher -> status writer for that reason.
+// Claims are kept per job and attempt: after a stall longer than the
+// lease, a rescue may hand this worker the next attempt of a job whose
+// previous attempt has not reported yet.
 // An outcome whose slot asked for a claim is handed on once that claim
 // has run: the slot waits for the claim, nobody waits for the write, and
 // on a small host the two compete for PostgreSQL and the cores.
@@ -53,6 +56,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -81,6 +85,9 @@ struct slot_record {
   std::optional<job> running;
 };
 
+/// A claim's job id and attempt.
+using claim_key = std::pair<std::string, int>;
+
 /// A claim whose outcome is not written yet.
 struct claim_record {
   job claimed;
@@ -104,8 +111,12 @@ struct dispatcher_state {
   std::unique_ptr<job_queue> queue;
   caf::actor writer;
   std::vector<slot_record> slots;
-  /// Keyed by job id: a worker holds at most one attempt of a job.
-  std::map<std::string, claim_record> claims;
+  /// Keyed by job id and attempt. A worker usually holds one attempt of a
+  /// job, but not always: when a stall outlasted a lease, a rescue may
+  /// hand the same job back to this worker while the old attempt's
+  /// outcome is still on its way; that outcome must still reach the
+  /// writer, to be fenced out and its image removed.
+  std::map<claim_key, claim_record> claims;
   /// The rows a failed predecessor held were given back (before the first
   /// claim; retried with it while the database cannot be reached).
   bool orphans_requeued = false;

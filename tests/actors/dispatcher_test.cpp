@@ -165,6 +165,37 @@ CAF_TEST(a held outcome survives a claim that takes its job again) {
       std::string::npos);
 }
 
+// A stall longer than the lease: a rescue made job-1 runnable again and
+// this worker claimed its next attempt while the slot running the first
+// one had not reported yet. Both attempts are tracked; the first one's
+// outcome still goes to the writer (which fences it out and removes its
+// image), and the second one's lease is renewed.
+CAF_TEST(two attempts of one job are tracked apart) {
+  add_runnable(3);
+  wake_with_slots_busy();
+  queue->runnable.push_back(make_job("job-1", 2));
+  stderr_capture log;
+
+  // Slot 1 finishes job-2 and is given job-1's second attempt.
+  expect((run_atom, job), from(disp).to(slots[1]).with(_, make_job("job-2")));
+  expect((done_atom, int, outcome), from(slots[1]).to(disp));
+  run_except(slots);
+  CAF_REQUIRE_EQUAL(state_of_dispatcher(disp).slots[1].running->id, "job-1");
+  CAF_REQUIRE_EQUAL(state_of_dispatcher(disp).slots[1].running->attempt, 2);
+  self->send(disp, heartbeat_atom::value);
+  run_except(slots);
+  CAF_CHECK_EQUAL(queue->heartbeats.back().size(), 3u);
+
+  // Slot 0 reports the first attempt.
+  expect((run_atom, job), from(disp).to(slots[0]).with(_, make_job("job-1")));
+  expect((done_atom, int, outcome), from(slots[0]).to(disp));
+  run_except(slots);
+  CAF_CHECK_EQUAL(queue->times_written({"job-1", 1}), 1u);
+  CAF_CHECK_EQUAL(log.text().find("event=job.unknown_outcome"),
+                  std::string::npos);
+  CAF_CHECK_EQUAL(state_of_dispatcher(disp).claims.count({"job-1", 2}), 1u);
+}
+
 CAF_TEST(a batch that was not full waits for the next wake) {
   add_runnable(2);
   wake_with_slots_busy();
@@ -267,7 +298,7 @@ CAF_TEST(a heartbeat after the job finished does not call the lease lost) {
   add_runnable(1);
   self->send(disp, wake_atom::value);
   run_except({writer});
-  CAF_REQUIRE(state_of_dispatcher(disp).claims.at("job-1").result);
+  CAF_REQUIRE(state_of_dispatcher(disp).claims.at({"job-1", 1}).result);
   stderr_capture log;
 
   queue->lose_on_heartbeat = refs({"job-1"});
