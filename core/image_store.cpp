@@ -195,6 +195,17 @@ sweep_result sweep_scratch(const std::string& dir,
       result.first_error = path.string() + ": " + e.message();
   };
   std::error_code error;
+  // The directory itself is not followed either when it is a link: an
+  // operator who pointed .tmp at a shared directory (/tmp, another disk)
+  // would otherwise lose its old files, which are not the worker's.
+  if (fs::symlink_status(dir, error).type() == fs::file_type::symlink) {
+    result.failed = 1;
+    result.first_error =
+        dir +
+        ": is a symbolic link; not swept, the files it leads to may "
+        "not be the worker's";
+    return result;
+  }
   fs::directory_iterator entries(dir, error);
   if (error) {
     if (error != std::errc::no_such_file_or_directory)

@@ -81,7 +81,8 @@ struct sweep_result {
 /// for longer than `older_than`: leftovers of a worker killed in the middle
 /// of a job. Files younger than that, and subdirectories, stay: another
 /// worker sharing the directory may be using them. A missing `dir` is an
-/// empty one.
+/// empty one; a `dir` that is a symbolic link is not followed (one
+/// failure, nothing removed).
 sweep_result sweep_scratch(const std::string& dir,
                            std::chrono::seconds older_than);
 

@@ -306,6 +306,28 @@ TEST_F(image_store_test, sweep_removes_only_files_nobody_wrote_for_long) {
   EXPECT_TRUE(fs::exists(elsewhere));
 }
 
+TEST_F(image_store_test, sweep_leaves_a_scratch_dir_that_is_a_link_alone) {
+  // An operator who points output.dir/.tmp at a shared directory (/tmp, a
+  // faster disk) must not lose that directory's other old files: the
+  // sweep only removes what is in the worker's own scratch directory.
+  const fs::path elsewhere = root_.path() / "shared-scratch";
+  const fs::path theirs = elsewhere / "someone-elses-report.csv";
+  fs::create_directories(elsewhere);
+  fs::create_directories(out_);
+  std::ofstream(theirs) << "not the worker's";
+  fs::last_write_time(theirs,
+                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+  fs::create_directory_symlink(elsewhere, out_ / ".tmp");
+
+  auto swept = sweep_scratch((out_ / ".tmp").string(), std::chrono::hours(1));
+
+  EXPECT_TRUE(fs::exists(theirs));
+  EXPECT_EQ(swept.removed, 0);
+  EXPECT_EQ(swept.failed, 1);
+  EXPECT_NE(swept.first_error.find("symbolic link"), std::string::npos)
+      << swept.first_error;
+}
+
 TEST_F(image_store_test, sweeping_a_missing_directory_finds_nothing) {
   auto swept =
       sweep_scratch((out_ / "never-made").string(), std::chrono::seconds(0));
