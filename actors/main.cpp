@@ -149,7 +149,9 @@ std::map<std::string, std::shared_ptr<backend>> make_backends(
 }
 
 /// Creates the output and scratch directories; an error names output.dir
-/// because it is the operator's configuration that has to change.
+/// because it is the operator's configuration that has to change, and the
+/// scratch directory, because a file where it goes is in the way of an
+/// output.dir that is otherwise fine.
 std::string prepare_output_dir(const config& c) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -158,7 +160,8 @@ std::string prepare_output_dir(const config& c) {
     fs::create_directories(scratch, ec);
   if (ec)
     throw config_error("output.dir: \"" + c.output_dir +
-                       "\" cannot be created: " + ec.message());
+                       "\" cannot be created with its scratch directory " +
+                       scratch.string() + ": " + ec.message());
   return scratch.string();
 }
 

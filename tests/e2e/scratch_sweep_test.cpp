@@ -40,5 +40,20 @@ TEST(ScratchSweep, AStartingWorkerRemovesLeftoversAndKeepsFreshFiles) {
   EXPECT_NE(run.all.find("files=1"), std::string::npos) << run.all;
 }
 
+TEST(ScratchSweep, AFileWhereTheScratchDirGoesIsNamedInTheError) {
+  // output.dir itself is fine; the operator has to know that it is the
+  // .tmp inside it that is in the way.
+  worker_env env;
+  fs::create_directories(env.output_dir());
+  std::ofstream(env.output_dir() / ".tmp") << "in the way";
+
+  auto run = run_worker({"run", "--exit-when-idle"}, env.env(), seconds(60));
+
+  EXPECT_EQ(run.status, 2) << run.all;
+  EXPECT_NE(run.all.find((env.output_dir() / ".tmp").string()),
+            std::string::npos)
+      << run.all;
+}
+
 }  // namespace
 }  // namespace imagen::test
