@@ -184,7 +184,7 @@ void sweep_leftovers(const config& c, const std::string& scratch_dir) {
                                 {"older_than", format_duration(older_than)}});
   if (swept.failed > 0)
     log::warn("storage.sweep_failed", {{"dir", scratch_dir},
-                                       {"files", swept.failed},
+                                       {"failures", swept.failed},
                                        {"error", swept.first_error}});
 }
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/log.hpp"
 #include "core/sha256.hpp"
 
 namespace imagen {
@@ -102,6 +103,35 @@ std::string checked_id(const std::string& job_id) {
   return job_id;
 }
 
+/// Writes `png` to the new file `temporary`, syncs it and renames it to
+/// `path`. Returns 0, or EXDEV when the two are on different file systems
+/// (the temporary is gone again); throws storage_error on anything else.
+int write_and_rename(const std::string& temporary, const std::string& path,
+                     const std::vector<std::uint8_t>& png) {
+  descriptor fd{
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)};
+  if (fd.get() < 0)
+    fail("cannot create", temporary, errno);
+  try {
+    write_all(fd.get(), png, temporary);
+    if (::fsync(fd.get()) != 0)
+      fail("cannot fsync", temporary, errno);
+    if (int close_error = fd.close())
+      fail("cannot close", temporary, close_error);
+    if (::rename(temporary.c_str(), path.c_str()) != 0) {
+      int error = errno;
+      if (error != EXDEV)
+        fail("cannot rename " + temporary + " to", path, error);
+      ::unlink(temporary.c_str());
+      return EXDEV;
+    }
+  } catch (...) {
+    ::unlink(temporary.c_str());
+    throw;
+  }
+  return 0;
+}
+
 }  // namespace
 
 bool is_canonical_uuid(const std::string& text) {
@@ -151,24 +181,23 @@ artifact image_store::store(const std::string& job_id, int attempt,
   // The temporary name is unique per process and call, so two slots that
   // somehow store the same job never write into one file.
   static std::atomic<unsigned long> counter{0};
-  const std::string temporary = scratch + "/" + job_id + ".png.tmp-" +
-                                std::to_string(::getpid()) + "-" +
-                                std::to_string(++counter);
-  descriptor fd{
-      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)};
-  if (fd.get() < 0)
-    fail("cannot create", temporary, errno);
-  try {
-    write_all(fd.get(), png, temporary);
-    if (::fsync(fd.get()) != 0)
-      fail("cannot fsync", temporary, errno);
-    if (int close_error = fd.close())
-      fail("cannot close", temporary, close_error);
-    if (::rename(temporary.c_str(), path.c_str()) != 0)
-      fail("cannot rename " + temporary + " to", path, errno);
-  } catch (...) {
-    ::unlink(temporary.c_str());
-    throw;
+  const std::string suffix = ".png.tmp-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(++counter);
+  if (write_and_rename(scratch + "/" + job_id + suffix, path, png) == EXDEV) {
+    // .tmp is another file system (a mount, a link to a faster disk): the
+    // rename cannot cross it. Write beside the image instead, as before
+    // there was a scratch directory; a crash may leave that file where
+    // no sweep looks.
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      log::warn("storage.scratch_elsewhere",
+                {{"dir", scratch},
+                 {"error",
+                  "on another file system than the images; "
+                  "temporary files go beside each image"}});
+    const std::string beside = shard + "/." + job_id + suffix;
+    if (int error = write_and_rename(beside, path, png))
+      fail("cannot rename " + beside + " to", path, error);
   }
   sync_directory(shard);
 
@@ -221,6 +250,10 @@ sweep_result sweep_scratch(const std::string& dir,
     if (fs::symlink_status(entry.path(), e).type() != fs::file_type::regular)
       continue;
     auto written = fs::last_write_time(entry.path(), e);
+    // A file that went meanwhile (its worker renamed or removed it) is
+    // not a failure.
+    if (e == std::errc::no_such_file_or_directory)
+      continue;
     if (e) {
       note_failure(entry.path(), e);
       continue;
@@ -229,7 +262,7 @@ sweep_result sweep_scratch(const std::string& dir,
       continue;
     if (fs::remove(entry.path(), e))
       ++result.removed;
-    else if (e)
+    else if (e && e != std::errc::no_such_file_or_directory)
       note_failure(entry.path(), e);
   }
   return result;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/image_store.hpp"
@@ -278,6 +279,35 @@ TEST_F(image_store_test, the_temporary_file_is_written_in_the_scratch_dir) {
             std::string::npos)
       << error;
   EXPECT_FALSE(fs::exists(out_ / "3f" / (job_id + "-1.png")));
+}
+
+TEST_F(image_store_test, a_scratch_dir_on_another_file_system_still_stores) {
+  // /dev/shm is a tmpfs of its own on most machines; a .tmp linked there
+  // cannot take part in a rename into the shard.
+  std::error_code error;
+  const fs::path elsewhere =
+      fs::path("/dev/shm") / ("imagen-scratch-" + std::to_string(::getpid()));
+  fs::create_directories(elsewhere, error);
+  struct stat far {
+  }, near{};
+  fs::create_directories(out_);
+  if (error || ::stat(elsewhere.c_str(), &far) != 0 ||
+      ::stat(out_.c_str(), &near) != 0 || far.st_dev == near.st_dev) {
+    fs::remove_all(elsewhere, error);
+    GTEST_SKIP() << "no second file system at /dev/shm";
+  }
+  fs::create_directory_symlink(elsewhere, out_ / ".tmp");
+  image_store store{out_.string()};
+
+  auto png = some_png();
+  auto a = store.store(job_id, 1, png, 16, 8);
+  auto left = files_under(elsewhere);
+  fs::remove_all(elsewhere, error);
+
+  EXPECT_EQ(file_bytes(a.path), png);
+  EXPECT_EQ(left, std::vector<std::string>{});
+  EXPECT_EQ(files_under(out_ / "3f"),
+            std::vector<std::string>{job_id + "-1.png"});
 }
 
 TEST_F(image_store_test, sweep_removes_only_files_nobody_wrote_for_long) {
