@@ -28,6 +28,15 @@ struct dispatcher_fixture : actor_fixture {
     run_except(slots);
   }
 
+  /// Slots 0 and 1 run a first batch and slot 2 the first of five more
+  /// jobs: the last claim came back full, with work left in the queue.
+  void busy_with_more_queued() {
+    add_runnable(2);
+    wake_with_slots_busy();
+    add_runnable(5, "more-");
+    wake_with_slots_busy();
+  }
+
   std::vector<job_ref> refs(std::initializer_list<const char*> ids,
                             int attempt = 1) {
     std::vector<job_ref> result;
@@ -80,10 +89,7 @@ CAF_TEST(a claim never asks for more than the idle slots) {
 }
 
 CAF_TEST(a full batch claims again as soon as a slot frees) {
-  add_runnable(2);
-  wake_with_slots_busy();
-  add_runnable(5, "more-");
-  wake_with_slots_busy();
+  busy_with_more_queued();
   auto claims = queue->claim_limits.size();
 
   // Slot 2 finishes; nobody sends a wake.
@@ -97,10 +103,7 @@ CAF_TEST(a full batch claims again as soon as a slot frees) {
 }
 
 CAF_TEST(an outcome goes to the writer after the claim its slot asked for) {
-  add_runnable(2);
-  wake_with_slots_busy();
-  add_runnable(5, "more-");
-  wake_with_slots_busy();
+  busy_with_more_queued();
   auto claims = queue->claim_limits.size();
 
   // Slot 2 finishes with more work queued: its next job is claimed first,
