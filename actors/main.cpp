@@ -49,9 +49,6 @@ constexpr int exit_usage = 2;
 /// the hot path would abort them half way.
 constexpr std::chrono::milliseconds migrate_deadline{10 * 60 * 1000};
 
-/// Command backends create their {output} files here, under the output
-/// directory so that the final rename stays on one file system.
-
 /// `run` refuses to start on a database that was never migrated rather
 /// than creating tables behind the operator's back.
 constexpr prepared_statement schema_present{

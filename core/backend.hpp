@@ -48,12 +48,13 @@ struct generation {
   /// Hex sha256 of `png` when the backend already knows it (the null
   /// backend's fixed image); empty means the pipeline computes it.
   std::string sha256;
-  /// `png` came from encode_png in this process, as width x height: it
-  /// decodes, to that size, so the pipeline need not decode it again.
-  /// Decoding is what proves an image that a program wrote, and it costs:
-  /// about 16 ms for a 1024 x 1024 picture, 7 us for the null backend's
-  /// 8 x 8 one (a sixth of the worker's CPU per job in tools/bench).
-  bool encoded_here = false;
+  /// `png` is known to decode, to width x height: this process encoded it
+  /// (null, procedural) or has decoded it already (command). The pipeline
+  /// then does not decode it again. Decoding is what proves an image that
+  /// a program wrote, and it costs: about 16 ms for a 1024 x 1024 picture,
+  /// 7 us for the null backend's 8 x 8 one (a sixth of the worker's CPU
+  /// per job in tools/bench).
+  bool size_verified = false;
 };
 
 class backend {

@@ -284,7 +284,9 @@ generation command_backend::generate(
                         who + " output is not a PNG (" +
                             std::to_string(bytes.size()) + " bytes at " +
                             output.path + ")");
-  return generation{std::move(bytes), info->width, info->height, {}};
+  generation image{std::move(bytes), info->width, info->height, {}};
+  image.size_verified = true;
+  return image;
 }
 
 }  // namespace imagen

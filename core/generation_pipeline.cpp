@@ -75,9 +75,9 @@ outcome generation_pipeline::run(const job& j, const slot_context& where) {
   }
 
   // A success without a decodable PNG is a failure, whatever the backend
-  // claims; the dimensions recorded are the decoded ones. An image this
-  // process encoded is known to decode to the size it was encoded at.
-  if (!image.encoded_here) {
+  // claims; the dimensions recorded are the decoded ones. A backend that
+  // encoded the image itself, or decoded it already, says so.
+  if (!image.size_verified) {
     auto info = inspect_png(image.png);
     if (!info)
       return failure(j, failure_kind::backend, "pipeline produced no image",

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <random>
 #include <string>
 #include <system_error>
 
@@ -179,22 +181,30 @@ artifact image_store::store(const std::string& job_id, int attempt,
   }
 
   // The temporary name is unique per process and call, so two slots that
-  // somehow store the same job never write into one file.
+  // somehow store the same job never write into one file; the salt keeps
+  // it from matching a leftover of an earlier process with the same pid
+  // (a restarted container's worker is often pid 1), which the sweep
+  // keeps while it is young.
   static std::atomic<unsigned long> counter{0};
+  static const std::uint64_t salt = std::random_device{}();
   const std::string suffix = ".png.tmp-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(salt) + "-" +
                              std::to_string(++counter);
-  if (write_and_rename(scratch + "/" + job_id + suffix, path, png) == EXDEV) {
-    // .tmp is another file system (a mount, a link to a faster disk): the
-    // rename cannot cross it. Write beside the image instead, as before
-    // there was a scratch directory; a crash may leave that file where
-    // no sweep looks.
-    static std::atomic<bool> said{false};
-    if (!said.exchange(true))
+  bool stored = false;
+  if (!scratch_elsewhere_->load()) {
+    stored = write_and_rename(scratch + "/" + job_id + suffix, path, png) == 0;
+    // EXDEV: .tmp is another file system (a mount, a link to a faster
+    // disk) and the rename cannot cross it. From now on write beside the
+    // image, as before there was a scratch directory; a crash may leave
+    // that file where no sweep looks.
+    if (!stored && !scratch_elsewhere_->exchange(true))
       log::warn("storage.scratch_elsewhere",
                 {{"dir", scratch},
                  {"error",
                   "on another file system than the images; "
                   "temporary files go beside each image"}});
+  }
+  if (!stored) {
     const std::string beside = shard + "/." + job_id + suffix;
     if (int error = write_and_rename(beside, path, png))
       fail("cannot rename " + beside + " to", path, error);

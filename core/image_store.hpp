@@ -2,8 +2,10 @@
 // sharded by the first two characters of the job id, written atomically.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,8 +33,9 @@ class image_store {
   explicit image_store(std::string dir);
 
   /// Writes `png` to path_for(job_id, attempt): temporary file in the
-  /// scratch directory (same file system), fsync, rename into the shard,
-  /// fsync of the shard. Returns the
+  /// scratch directory, fsync, rename into the shard, fsync of the shard.
+  /// When the scratch directory is another file system, the temporary
+  /// file goes beside the image instead, from then on. Returns the
   /// artifact (file:// uri, sha256, size). Throws storage_error, also
   /// when `job_id` is not a canonical UUID.
   artifact store(const std::string& job_id, int attempt,
@@ -58,6 +61,10 @@ class image_store {
 
  private:
   std::string dir_;
+  /// The scratch directory turned out to be another file system (EXDEV);
+  /// shared by copies of this store.
+  std::shared_ptr<std::atomic<bool>> scratch_elsewhere_ =
+      std::make_shared<std::atomic<bool>>(false);
 };
 
 /// `file://` and the absolute `path`, percent-encoded (RFC 8089): every

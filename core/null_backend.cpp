@@ -31,7 +31,7 @@ const generation& fixed_image() {
     g.width = side;
     g.height = side;
     g.sha256 = sha256_hex(g.png.data(), g.png.size());
-    g.encoded_here = true;
+    g.size_verified = true;
     return g;
   }();
   return image;

@@ -303,7 +303,7 @@ generation procedural_backend::generate(
   }
   result.width = size.width;
   result.height = size.height;
-  result.encoded_here = true;
+  result.size_verified = true;
   return result;
 }
 

@@ -265,7 +265,7 @@ TEST_F(image_store_test, an_unwritable_shard_is_a_storage_error_as_non_root) {
   EXPECT_EQ(files_under(out_), std::vector<std::string>{});
 }
 
-TEST_F(image_store_test, the_temporary_file_is_written_in_the_scratch_dir) {
+TEST_F(image_store_test, a_scratch_dir_that_cannot_be_made_fails_the_store) {
   // A crash between write and rename leaves the temporary behind; it must
   // be where sweep_scratch looks, not among the images. A file where the
   // scratch directory should be shows where the store writes it.
@@ -279,6 +279,21 @@ TEST_F(image_store_test, the_temporary_file_is_written_in_the_scratch_dir) {
             std::string::npos)
       << error;
   EXPECT_FALSE(fs::exists(out_ / "3f" / (job_id + "-1.png")));
+}
+
+TEST_F(image_store_test, the_temporary_file_is_created_in_the_scratch_dir) {
+  // /proc/self is a directory in which nobody, root included, can create
+  // a file: the error names the temporary the store tried to create.
+  fs::create_directories(out_);
+  fs::create_directory_symlink("/proc/self", out_ / ".tmp");
+  image_store store{out_.string()};
+
+  auto error = store_error(store, job_id);
+  EXPECT_NE(error.find("cannot create " + out_.string() + "/.tmp/" + job_id +
+                       ".png.tmp-"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(files_under(out_ / "3f"), std::vector<std::string>{});
 }
 
 TEST_F(image_store_test, a_scratch_dir_on_another_file_system_still_stores) {
