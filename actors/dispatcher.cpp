@@ -177,9 +177,10 @@ void claim(dispatcher_actor* self) {
   if (idle == 0)
     return;
 
+  using clock = std::chrono::steady_clock;
   std::vector<job> batch;
-  std::chrono::steady_clock::time_point started;
-  std::chrono::steady_clock::duration took{};
+  clock::time_point answered;
+  clock::duration took{};
   try {
     if (!st.orphans_requeued)
       requeue_orphans(self);
@@ -187,9 +188,10 @@ void claim(dispatcher_actor* self) {
       rescue_expired_now(self);
       st.startup_rescue_done = true;
     }
-    started = std::chrono::steady_clock::now();
+    auto asked = clock::now();
     batch = st.queue->claim_batch(idle);
-    took = std::chrono::steady_clock::now() - started;
+    answered = clock::now();
+    took = answered - asked;
   } catch (const queue_error& e) {
     if (!e.transient())
       throw;
@@ -216,13 +218,15 @@ void claim(dispatcher_actor* self) {
       start_job(self, slot, std::move(*next++));
   }
   // Every claim, empty ones too: tools/bench counts them in a NOTIFY storm,
-  // and splits a slot's idle time with the claim's round trip (us).
-  log::debug(
-      "claim.batch",
-      {{"jobs", claimed},
-       {"limit", idle},
-       {"us",
-        std::chrono::duration_cast<std::chrono::microseconds>(took).count()}});
+  // and splits a slot's idle time with the claim's round trip (us) and the
+  // time since its answer, spent handing out the jobs (hand_us).
+  auto micros = [](clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  };
+  log::debug("claim.batch", {{"jobs", claimed},
+                             {"limit", idle},
+                             {"us", micros(took)},
+                             {"hand_us", micros(clock::now() - answered)}});
   if (st.last_claim_empty && st.cfg.exit_when_idle && !wait_for_retries(self))
     return;
   stop_if_idle(self);
@@ -240,9 +244,10 @@ void record_outcome(dispatcher_actor* self, outcome result,
     return;
   }
   it->second.result = std::move(result);
-  // A slot waits for the claim that is about to run; the write can wait
-  // for it too, instead of competing with it for PostgreSQL (and for this
-  // machine's cores). tools/bench, slot gap.
+  // A claim is about to run (this slot's, or one a wake asked for that
+  // will fill this slot too): the slot waits for it, the write can wait
+  // for it as well instead of competing with it for PostgreSQL (and for
+  // this machine's cores). tools/bench, slot gap.
   if (after_claim && st.claim_queued)
     st.held_outcomes.push_back(
         {*it->second.result, it->second.claimed.max_attempts});

@@ -10,9 +10,11 @@
 // Claims are kept per job and attempt: after a stall longer than the
 // lease, a rescue may hand this worker the next attempt of a job whose
 // previous attempt has not reported yet.
-// An outcome whose slot asked for a claim is handed on once that claim
-// has run: the slot waits for the claim, nobody waits for the write, and
-// on a small host the two compete for PostgreSQL and the cores.
+// An outcome that arrives while a claim waits in the mailbox (the one
+// its slot asked for, or one a wake asked for) is handed on once that
+// claim has run: the slot waits for the claim, nobody waits for the
+// write, and on a small host the two compete for PostgreSQL and the
+// cores.
 //
 // Wakes coalesce: the first one sends the dispatcher one `claim`; the ones
 // that arrive before it is handled are absorbed by it. A batch that came
@@ -97,7 +99,7 @@ struct claim_record {
   bool lost = false;
 };
 
-/// An outcome waiting for the claim its slot asked for.
+/// An outcome waiting for the claim queued when its slot reported.
 struct held_outcome {
   outcome result;
   int max_attempts;
@@ -127,9 +129,8 @@ struct dispatcher_state {
   bool claim_scheduled = false;
   /// A claim_atom sent with no delay waits in the mailbox.
   bool claim_queued = false;
-  /// Slots' outcomes held back until that claim has run. Copies, not
-  /// ids: the claim may take the same job again (a rescue made the row
-  /// runnable) and replace its record.
+  /// Slots' outcomes held back until that claim has run: copies of what
+  /// the slots reported, sent as they are.
   std::vector<held_outcome> held_outcomes;
   bool last_claim_full = false;
   bool last_claim_empty = false;
