@@ -23,10 +23,12 @@ constexpr const char* orphan_reason =
 
 dispatcher_state::~dispatcher_state() {
   // Outcomes held back for a claim that will not run now.
-  if (writer)
-    for (const auto& held : held_outcomes)
-      caf::anon_send(writer, outcome_atom::value, held.result,
-                     held.max_attempts);
+  for (const auto& key : held_outcomes) {
+    auto it = claims.find(key);
+    if (writer && it != claims.end() && it->second.result)
+      caf::anon_send(writer, outcome_atom::value, *it->second.result,
+                     it->second.claimed.max_attempts);
+  }
   for (auto& slot : slots) {
     if (slot.cancel)
       slot.cancel->store(true);
@@ -74,11 +76,11 @@ void send_outcome(dispatcher_actor* self, const claim_record& record) {
 
 void release_held_outcomes(dispatcher_actor* self) {
   auto& st = self->state;
-  auto held = std::exchange(st.held_outcomes, {});
-  if (st.writer)
-    for (auto& entry : held)
-      self->send(st.writer, outcome_atom::value, std::move(entry.result),
-                 entry.max_attempts);
+  for (const auto& key : std::exchange(st.held_outcomes, {})) {
+    auto it = st.claims.find(key);
+    if (it != st.claims.end())
+      send_outcome(self, it->second);
+  }
 }
 
 /// With exit_when_idle, the worker is done once a claim found nothing,
@@ -249,8 +251,7 @@ void record_outcome(dispatcher_actor* self, outcome result,
   // for it as well instead of competing with it for PostgreSQL (and for
   // this machine's cores). tools/bench, slot gap.
   if (after_claim && st.claim_queued)
-    st.held_outcomes.push_back(
-        {*it->second.result, it->second.claimed.max_attempts});
+    st.held_outcomes.push_back(it->first);
   else
     send_outcome(self, it->second);
 }

@@ -99,12 +99,6 @@ struct claim_record {
   bool lost = false;
 };
 
-/// An outcome waiting for the claim queued when its slot reported.
-struct held_outcome {
-  outcome result;
-  int max_attempts;
-};
-
 struct dispatcher_state {
   static inline const char* name = "dispatcher";
   config cfg;
@@ -129,9 +123,10 @@ struct dispatcher_state {
   bool claim_scheduled = false;
   /// A claim_atom sent with no delay waits in the mailbox.
   bool claim_queued = false;
-  /// Slots' outcomes held back until that claim has run: copies of what
-  /// the slots reported, sent as they are.
-  std::vector<held_outcome> held_outcomes;
+  /// The claims whose outcomes are held back until that claim has run.
+  /// A claim taken meanwhile cannot replace one of them: a job claimed
+  /// again comes with its next attempt, under a key of its own.
+  std::vector<claim_key> held_outcomes;
   bool last_claim_full = false;
   bool last_claim_empty = false;
   std::chrono::milliseconds claim_backoff{0};
