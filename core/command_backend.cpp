@@ -1,16 +1,11 @@
 #include "core/command_backend.hpp"
 
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <utility>
 
-#include <unistd.h>
-
+#include "core/image_store.hpp"
 #include "core/png.hpp"
 #include "core/subprocess.hpp"
 #include "core/validation.hpp"
@@ -80,10 +75,7 @@ std::string with_tail(std::string message, const std::string& raw_tail) {
 }
 
 std::string unique_output_path(const std::string& dir) {
-  static std::atomic<unsigned long> counter{0};
-  static const std::uint64_t salt = std::random_device{}();
-  return dir + "/out-" + std::to_string(::getpid()) + "-" +
-         std::to_string(salt) + "-" + std::to_string(++counter) + ".png";
+  return dir + "/out-" + scratch_tag() + ".png";
 }
 
 /// Removes the command's output file whatever happens.

@@ -180,16 +180,8 @@ artifact image_store::store(const std::string& job_id, int attempt,
                           error.message());
   }
 
-  // The temporary name is unique per process and call, so two slots that
-  // somehow store the same job never write into one file; the salt keeps
-  // it from matching a leftover of an earlier process with the same pid
-  // (a restarted container's worker is often pid 1), which the sweep
-  // keeps while it is young.
-  static std::atomic<unsigned long> counter{0};
-  static const std::uint64_t salt = std::random_device{}();
-  const std::string suffix = ".png.tmp-" + std::to_string(::getpid()) + "-" +
-                             std::to_string(salt) + "-" +
-                             std::to_string(++counter);
+  // Two slots that somehow store the same job never write into one file.
+  const std::string suffix = ".png.tmp-" + scratch_tag();
   bool stored = false;
   if (!scratch_elsewhere_->load()) {
     stored = write_and_rename(scratch + "/" + job_id + suffix, path, png) == 0;
@@ -220,6 +212,13 @@ artifact image_store::store(const std::string& job_id, int attempt,
   result.height = height;
   result.mime = png_mime;
   return result;
+}
+
+std::string scratch_tag() {
+  static std::atomic<unsigned long> counter{0};
+  static const std::uint64_t salt = std::random_device{}();
+  return std::to_string(::getpid()) + "-" + std::to_string(salt) + "-" +
+         std::to_string(++counter);
 }
 
 std::string image_store::scratch_dir() const {

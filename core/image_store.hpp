@@ -20,6 +20,12 @@ namespace imagen {
 /// (sweep_scratch), not the whole image tree.
 constexpr const char* scratch_subdir = ".tmp";
 
+/// A tag for the name of a file in the scratch directory: unique per call
+/// in this process, and unlike any of an earlier process with the same pid
+/// (a restarted container's worker is often pid 1), whose young leftovers
+/// the sweep keeps. "<pid>-<random salt>-<counter>".
+std::string scratch_tag();
+
 /// An image could not be written; retryable (failure_kind::storage). The
 /// message names the path and the system error.
 class storage_error : public std::runtime_error {
