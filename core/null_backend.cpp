@@ -31,22 +31,19 @@ constexpr std::chrono::milliseconds cancel_check{20};
 constexpr std::chrono::microseconds awake_tail{150};
 
 /// Sets the calling thread's timer slack to its least (1 ns) for its
-/// lifetime and puts the previous one back after. Linux only; elsewhere
-/// it does nothing.
+/// lifetime and puts the previous one back after, however the wait ends.
+/// Linux only; elsewhere it does nothing.
+#ifdef __linux__
 class least_timer_slack {
  public:
   least_timer_slack() {
-#ifdef __linux__
     int previous = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     if (previous > 1 && prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) == 0)
       previous_ = static_cast<unsigned long>(previous);
-#endif
   }
   ~least_timer_slack() {
-#ifdef __linux__
     if (previous_ != 0)
       prctl(PR_SET_TIMERSLACK, previous_, 0, 0, 0);
-#endif
   }
   least_timer_slack(const least_timer_slack&) = delete;
   least_timer_slack& operator=(const least_timer_slack&) = delete;
@@ -54,6 +51,9 @@ class least_timer_slack {
  private:
   unsigned long previous_ = 0;
 };
+#else
+struct least_timer_slack {};
+#endif
 
 /// The one image every null job returns, encoded and hashed once.
 const generation& fixed_image() {
@@ -89,30 +89,29 @@ generation null_backend::generate(
   using clock = std::chrono::steady_clock;
   if (delay_.count() == 0)
     return fixed_image();
-  auto timed_out = [this] {
-    throw backend_error(failure_kind::timeout,
-                        "null backend timed out before its delay of " +
-                            std::to_string(delay_.count()) + "ms ended");
-  };
-  least_timer_slack precise;
+  [[maybe_unused]] least_timer_slack precise;
   // Every step sleeps to an absolute point, so the lateness of one wake-up
   // is not carried into the next: the job ends once, late by a single
   // wake-up, whatever the number of cancel checks on the way. The last
   // awake_tail is waited for awake, so that the job lasts its delay.
   const auto end = clock::now() + delay_;
   const auto wake = end - awake_tail;
-  for (auto now = clock::now(); now < wake; now = clock::now()) {
+  auto stop_if_told = [&](clock::time_point now) {
     if (where.cancelled())
       throw backend_error(failure_kind::cancelled,
                           "null backend was cancelled by shutdown");
     if (now >= deadline)
-      timed_out();
+      throw backend_error(failure_kind::timeout,
+                          "null backend timed out before its delay of " +
+                              std::to_string(delay_.count()) + "ms ended");
+  };
+  for (auto now = clock::now(); now < wake; now = clock::now()) {
+    stop_if_told(now);
     std::this_thread::sleep_until(
         std::min({wake, deadline, now + cancel_check}));
   }
   for (auto now = clock::now(); now < end; now = clock::now()) {
-    if (now >= deadline)
-      timed_out();
+    stop_if_told(now);
     std::this_thread::yield();
   }
   return fixed_image();

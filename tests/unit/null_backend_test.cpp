@@ -66,6 +66,24 @@ TEST(null_backend, the_cancel_flag_stops_a_delayed_job) {
   }
 }
 
+TEST(null_backend, a_cancel_while_the_job_waits_stops_it) {
+  null_backend backend(1h);
+  std::atomic<bool> cancel{false};
+  slot_context where;
+  where.cancel = &cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(50ms);
+    cancel = true;
+  });
+  try {
+    backend.generate(any_job(), where, clock::now() + 2h);
+    ADD_FAILURE() << "a cancelled job returned an image";
+  } catch (const backend_error& e) {
+    EXPECT_EQ(e.kind(), failure_kind::cancelled);
+  }
+  canceller.join();
+}
+
 TEST(null_backend, a_deadline_before_the_delay_ends_is_a_timeout) {
   null_backend backend(1h);
   try {
@@ -93,23 +111,44 @@ long slack_of_thread(long tid) {
 TEST(null_backend, waits_with_the_least_timer_slack_and_puts_it_back) {
   constexpr unsigned long own_slack = 123456;
   std::atomic<long> tid{0};
-  std::atomic<bool> sleeping{false};
+  std::atomic<bool> started{false};
+  bool slack_set = false;
   long slack_after = -1;
   std::thread job_thread([&] {
-    ASSERT_EQ(prctl(PR_SET_TIMERSLACK, own_slack, 0, 0, 0), 0);
+    slack_set = prctl(PR_SET_TIMERSLACK, own_slack, 0, 0, 0) == 0;
     tid = static_cast<long>(syscall(SYS_gettid));
+    started = true;
+    if (!slack_set)
+      return;
     null_backend backend(400ms);
-    sleeping = true;
     backend.generate(any_job(), {}, clock::now() + 1min);
     slack_after = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   });
-  while (!sleeping)
+  while (!started)
     std::this_thread::yield();
   std::this_thread::sleep_for(100ms);
   auto slack_during = slack_of_thread(tid);
   job_thread.join();
+  ASSERT_TRUE(slack_set);
   EXPECT_EQ(slack_during, 1);
   EXPECT_EQ(slack_after, static_cast<long>(own_slack));
+}
+
+// A job that ends early, cancelled or past its deadline, also gives the
+// thread its slack back.
+TEST(null_backend, a_job_that_stops_early_puts_the_timer_slack_back) {
+  long before = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  ASSERT_GT(before, 1);
+  null_backend backend(1h);
+  std::atomic<bool> cancel{true};
+  slot_context where;
+  where.cancel = &cancel;
+  EXPECT_THROW(backend.generate(any_job(), where, clock::now() + 2h),
+               backend_error);
+  EXPECT_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), before);
+  EXPECT_THROW(backend.generate(any_job(), {}, clock::now() + 10ms),
+               backend_error);
+  EXPECT_EQ(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), before);
 }
 #endif
 
