@@ -397,8 +397,8 @@ void check_backend(const backend_config& b, const toml::table& table,
                    const std::string& where, const file_source& file) {
   const std::string key = "backends." + b.name;
   auto refuse = [&](const char* option) {
-    if (table.contains(option))
-      throw config_error(where + key + "." + option +
+    if (const auto* node = table.get(option))
+      throw config_error(origin_of(file.path, *node) + key + "." + option +
                          " is not an option of a " + b.kind + " backend");
   };
 

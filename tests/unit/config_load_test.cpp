@@ -699,6 +699,17 @@ TEST_F(config_load, options_that_a_kind_would_ignore_are_refused) {
             std::string::npos);
 }
 
+// The error points at the refused option's line, not at its table's.
+TEST_F(config_load, a_refused_option_is_reported_at_its_own_line) {
+  auto message = file_error(
+      "default_backend = \"n\"\n\n[backends.n]\nkind = "
+      "\"null\"\ntimeout = \"1s\"\n");
+  EXPECT_NE(message.find("worker.toml:5: backends.n.timeout is not an "
+                         "option of a null backend"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(config_load, default_backend_must_name_a_backend) {
   auto message = file_error("default_backend = \"sd\"\n");
   EXPECT_NE(message.find("default_backend: \"sd\" names no backend "
