@@ -163,8 +163,9 @@ std::string prepare_output_dir(const config& c) {
 }
 
 /// Removes what workers killed in the middle of a job left in the scratch
-/// directory. A file there lives for a moment (an image before its rename)
-/// or at most as long as its job may run (a command's output), so one
+/// directory; run at start and, by the status writer, every
+/// scratch_sweep_interval. A file there lives for a moment (an image before its
+/// rename) or at most as long as its job may run (a command's output), so one
 /// untouched for the longest job timeout and ten minutes more belongs to
 /// nobody, whichever worker sharing output.dir made it.
 void sweep_leftovers(const config& c, const std::string& scratch_dir) {
@@ -244,6 +245,7 @@ int run_command(const common_flags& common, const flag_overrides& flags) {
   parts.make_pipeline = [pipeline_config, backends](int) {
     return std::make_unique<generation_pipeline>(pipeline_config, backends);
   };
+  parts.sweep_scratch = [c, scratch_dir] { sweep_leftovers(c, scratch_dir); };
   log::info("worker.starting", {{"worker", worker_id}});
   return run_worker(c, std::move(parts));
 }

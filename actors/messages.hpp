@@ -50,6 +50,8 @@ using writer_atom = caf::atom_constant<caf::atom("writer")>;
 using dispatcher_atom = caf::atom_constant<caf::atom("dispatcher")>;
 /// Restart this child now that its backoff is over (supervisor to itself).
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
+/// Sweep the scratch directory now (status writer to itself).
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
 // failure_kind has no inspect overload on purpose: CAF 0.17 already
 // serializes enums as their underlying type, an overload would make the

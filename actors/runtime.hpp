@@ -19,6 +19,9 @@ struct runtime_parts {
   std::function<std::unique_ptr<job_queue>()> make_queue;
   std::function<std::unique_ptr<notification_source>()> make_notifications;
   std::function<std::unique_ptr<pipeline>(int slot)> make_pipeline;
+  /// Removes what nobody will finish from the scratch directory; the
+  /// status writer calls it every scratch_sweep_interval. May be empty.
+  std::function<void()> sweep_scratch;
 };
 
 /// Runs the worker until it is told to stop; returns the process exit

@@ -1,6 +1,7 @@
 #include "actors/status_writer.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -158,10 +159,12 @@ bool release_cancelled(status_writer_actor* self) {
 
 }  // namespace
 
-caf::behavior status_writer(status_writer_actor* self,
-                            queue_factory make_queue) {
+caf::behavior status_writer(status_writer_actor* self, queue_factory make_queue,
+                            std::function<void()> sweep) {
   self->set_exception_handler(exception_reason);
   self->state.queue = make_queue();
+  if (sweep)
+    self->delayed_send(self, scratch_sweep_interval, sweep_atom::value);
 
   return {
       [=](outcome_atom, const outcome& result, int max_attempts) {
@@ -185,6 +188,14 @@ caf::behavior status_writer(status_writer_actor* self,
         // whatever arrived meanwhile.
         if (!self->state.buffer.empty())
           schedule_flush(self);
+      },
+      [=](sweep_atom) {
+        try {
+          sweep();
+        } catch (const std::exception& e) {
+          log::warn("storage.sweep_failed", {{"error", e.what()}});
+        }
+        self->delayed_send(self, scratch_sweep_interval, sweep_atom::value);
       },
   };
 }

@@ -11,13 +11,22 @@
 // After a write, every sender of an outcome in the batch is told which of
 // its claims are finished, so that it stops heartbeating them.
 //
+// It also sweeps the scratch directory every scratch_sweep_interval, when
+// given a sweep: a worker that runs for months would otherwise keep, until
+// its next start, the leftovers of a worker killed in the middle of a job
+// that were too young to go when it started (its own predecessor's, after
+// a crash and a restart). The writer is the actor that may block on I/O
+// without holding up a claim.
+//
 // Protocol (what the status writer accepts):
 //   outcome_atom, outcome, int max_attempts   write this outcome back
 //   flush_atom                                write the buffer now
+//   sweep_atom                                sweep (sent to itself)
 // It sends: written_atom, std::vector<job_ref> to each outcome's sender.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -41,6 +50,8 @@ constexpr std::chrono::milliseconds write_retry_base{100};
 constexpr std::size_t write_batch_max = 1024;
 /// A database that is down is tried at least this often.
 constexpr std::chrono::milliseconds write_retry_cap{5000};
+/// How often the scratch directory is swept while the worker runs.
+constexpr std::chrono::minutes scratch_sweep_interval{10};
 
 struct buffered_outcome {
   outcome result;
@@ -64,7 +75,9 @@ struct status_writer_state {
 
 using status_writer_actor = caf::stateful_actor<status_writer_state>;
 
-caf::behavior status_writer(status_writer_actor* self,
-                            queue_factory make_queue);
+/// `sweep` (may be empty) is called every scratch_sweep_interval; an
+/// exception it throws is logged and the next sweep still comes.
+caf::behavior status_writer(status_writer_actor* self, queue_factory make_queue,
+                            std::function<void()> sweep);
 
 }  // namespace imagen

@@ -36,7 +36,8 @@ void start_child(supervisor_actor* self, child c) {
   auto& listener_handle = st[child::listener].handle;
   switch (c) {
     case child::status_writer:
-      writer = spawn_child(self, st.mode, status_writer, st.parts.make_queue);
+      writer = spawn_child(self, st.mode, status_writer, st.parts.make_queue,
+                           st.parts.sweep_scratch);
       if (dispatcher_handle)
         self->send(dispatcher_handle, writer_atom::value, writer);
       break;

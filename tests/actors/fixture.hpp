@@ -134,14 +134,19 @@ struct actor_fixture : test_coordinator_fixture<> {
     return [p = pipe](int) { return std::make_unique<fake_pipeline>(p); };
   }
 
-  runtime_parts parts() { return {queues(), sources(), pipelines()}; }
+  /// What the supervisor's status writer sweeps with (none by default).
+  std::function<void()> sweep;
+
+  runtime_parts parts() { return {queues(), sources(), pipelines(), sweep}; }
 
   caf::actor keep(caf::actor a) {
     started.push_back(a);
     return a;
   }
 
-  caf::actor spawn_writer() { return keep(sys.spawn(status_writer, queues())); }
+  caf::actor spawn_writer(std::function<void()> writer_sweep = {}) {
+    return keep(sys.spawn(status_writer, queues(), std::move(writer_sweep)));
+  }
 
   caf::actor spawn_dispatcher(caf::actor writer) {
     return keep(

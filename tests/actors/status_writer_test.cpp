@@ -1,8 +1,11 @@
 // The status writer: outcomes that arrive together are written in one
 // call, a failed write is retried until it succeeds and then written
 // exactly once, a lost lease is logged and dropped, cancellations are
-// released, and every sender hears which of its claims are finished.
+// released, every sender hears which of its claims are finished, and the
+// scratch directory is swept every interval.
 #define CAF_SUITE status_writer
+#include <stdexcept>
+
 #include "tests/actors/fixture.hpp"
 
 using namespace imagen;
@@ -140,6 +143,38 @@ CAF_TEST(a cancelled outcome is released and not written) {
   CAF_CHECK_EQUAL(queue->times_written(done.job), 1u);
   CAF_CHECK_EQUAL(queue->times_written(cancelled.job), 0u);
   CAF_CHECK_EQUAL(confirmed->size(), 2u);
+}
+
+CAF_TEST(the scratch directory is swept every interval) {
+  auto sweeps = std::make_shared<int>(0);
+  spawn_writer([sweeps] { ++*sweeps; });
+  sched.run();
+  CAF_CHECK_EQUAL(*sweeps, 0);
+  advance_and_run(scratch_sweep_interval - 1ms);
+  CAF_CHECK_EQUAL(*sweeps, 0);
+  advance_and_run(1ms);
+  CAF_CHECK_EQUAL(*sweeps, 1);
+  advance_and_run(scratch_sweep_interval);
+  CAF_CHECK_EQUAL(*sweeps, 2);
+}
+
+CAF_TEST(a sweep that throws is logged and the next one still comes) {
+  auto sweeps = std::make_shared<int>(0);
+  auto swept = spawn_writer([sweeps] {
+    if (++*sweeps == 1)
+      throw std::runtime_error("scratch directory vanished");
+  });
+  sched.run();
+  advance_and_run(scratch_sweep_interval);
+  CAF_CHECK_EQUAL(*sweeps, 1);
+  advance_and_run(scratch_sweep_interval);
+  CAF_CHECK_EQUAL(*sweeps, 2);
+  // It still writes outcomes.
+  auto j = make_job("job-9");
+  auto o = failure(j, failure_kind::backend, "stopped");
+  caf::send_as(sender, swept, outcome_atom::value, o, j.max_attempts);
+  sched.run();
+  CAF_CHECK_EQUAL(queue->times_written(o.job), 1u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

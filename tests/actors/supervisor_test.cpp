@@ -43,6 +43,21 @@ struct supervisor_fixture : actor_fixture {
 
 CAF_TEST_FIXTURE_SCOPE(supervisor_tests, supervisor_fixture)
 
+CAF_TEST(the status writer gets the sweep of the scratch directory) {
+  auto sweeps = std::make_shared<int>(0);
+  sweep = [sweeps] { ++*sweeps; };
+  start();
+  advance_and_run(scratch_sweep_interval);
+  CAF_CHECK_EQUAL(*sweeps, 1);
+  // A restarted writer sweeps on its own schedule.
+  crash(writer(), "writer broke");
+  sched.run();
+  advance_and_run(restart_backoff_base);
+  CAF_REQUIRE(writer());
+  advance_and_run(scratch_sweep_interval);
+  CAF_CHECK_EQUAL(*sweeps, 2);
+}
+
 CAF_TEST(a failed status writer is restarted and gets the unwritten outcomes) {
   start();
   queue->failing_writes = 1000000;
