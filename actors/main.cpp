@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -162,20 +163,36 @@ std::string prepare_output_dir(const config& c) {
   return scratch.string();
 }
 
+/// A file in the scratch directory that nobody wrote to for this long is
+/// swept even when every timeout is shorter. Workers that share output.dir
+/// need not share their timeouts (a rolling change of job_timeout, hosts
+/// with slower backends): a worker that swept after its own longest
+/// timeout would take the files of a longer job on another host. And a
+/// file that a crash left behind costs little for a day.
+constexpr std::chrono::hours sweep_floor{24};
+
 /// Removes what workers killed in the middle of a job left in the scratch
 /// directory; run at start and, by the status writer, every
-/// scratch_sweep_interval. A file there lives for a moment (an image before its
-/// rename) or at most as long as its job may run (a command's output), so one
-/// untouched for the longest job timeout and ten minutes more belongs to
-/// nobody, whichever worker sharing output.dir made it.
+/// scratch_sweep_interval. A file there lives for a moment (an image
+/// before its rename) or at most as long as its job may run (a command's
+/// output), so one untouched for a day, or for the longest job timeout
+/// and ten minutes more when that is longer, belongs to nobody, whichever
+/// worker sharing output.dir made it. Never throws.
 void sweep_leftovers(const config& c, const std::string& scratch_dir) {
   auto longest = c.job_timeout;
   for (const auto& [name, b] : c.backends)
     if (b.timeout)
       longest = std::max(longest, *b.timeout);
-  auto older_than = std::chrono::ceil<std::chrono::seconds>(
-      longest + std::chrono::minutes(10));
-  auto swept = sweep_scratch(scratch_dir, older_than);
+  auto older_than = std::max(std::chrono::ceil<std::chrono::seconds>(
+                                 longest + std::chrono::minutes(10)),
+                             std::chrono::seconds(sweep_floor));
+  sweep_result swept;
+  try {
+    swept = sweep_scratch(scratch_dir, older_than);
+  } catch (const std::exception& e) {
+    swept.failed = 1;
+    swept.first_error = e.what();
+  }
   if (swept.removed > 0)
     log::info("storage.swept", {{"dir", scratch_dir},
                                 {"files", swept.removed},

@@ -252,7 +252,10 @@ sweep_result sweep_scratch(const std::string& dir,
   }
   // The file system's clock, as the files' times are.
   const auto cutoff = fs::file_time_type::clock::now() - older_than;
-  for (const auto& entry : entries) {
+  // Advanced with an error code: a directory that fails to read on the
+  // way (EIO, a stale NFS handle) is a failure to report, not a throw.
+  for (; entries != fs::directory_iterator(); entries.increment(error)) {
+    const auto& entry = *entries;
     std::error_code e;
     // Only what the worker makes there: regular files. A link is never
     // followed, so nothing outside the directory can be removed.
@@ -274,6 +277,9 @@ sweep_result sweep_scratch(const std::string& dir,
     else if (e && e != std::errc::no_such_file_or_directory)
       note_failure(entry.path(), e);
   }
+  // A failed step leaves the iterator at the end with the error set.
+  if (error)
+    note_failure(dir, error);
   return result;
 }
 
